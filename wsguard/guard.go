@@ -1,0 +1,140 @@
+package wsguard
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/wsguard/kit/errlog"
+)
+
+// GuardOption configures one of the pre-upgrade guards ([RealIP],
+// [IPFilter], [HandshakeLimit], [ConnLimit], [OriginCheck]).
+type GuardOption func(*guardConfig)
+
+type guardConfig struct {
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+func newGuardConfig(opts []GuardOption) guardConfig {
+	var c guardConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	c.logger = errlog.OrDefault(c.logger)
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// WithGuardLogger sets the logger a guard's Handler writes its one line per
+// rejection to; nil means slog.Default().
+func WithGuardLogger(l *slog.Logger) GuardOption {
+	return func(c *guardConfig) { c.logger = l }
+}
+
+// WithGuardClock sets the clock a guard reads; nil means time.Now. Rate
+// limits are computed from the time passed in, so a test can step a fake
+// clock instead of sleeping.
+func WithGuardClock(now func() time.Time) GuardOption {
+	return func(c *guardConfig) { c.now = now }
+}
+
+// Reject answers a refused handshake for err and logs one line about it.
+//
+// The status is errlog.CodeOf(err).HTTPStatus() and the body is the code's
+// public text (errlog.TextOf), never err.Error(): the detail is for the log.
+// An error carrying a retry delay ([RetryAfter]) adds a Retry-After header;
+// an errlog.Unauthenticated error adds WWW-Authenticate as RFC 6750 asks.
+//
+// The log line carries the client IP ([ClientIP]), the status, the path and
+// the Origin and User-Agent escaped as errlog.Untrusted. Other headers, the
+// query string and cookies are never logged because they may carry
+// credentials. A nil l means slog.Default().
+func Reject(w http.ResponseWriter, r *http.Request, l *slog.Logger, err error) {
+	if err == nil {
+		err = errlog.NewError(errlog.Internal, errors.New("wsguard: Reject called with a nil error"))
+	}
+	code := errlog.CodeOf(err)
+	status := code.HTTPStatus()
+	if status == 0 {
+		// The code has no pre-upgrade meaning (errlog.Idle); the caller erred.
+		status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if d := RetryAfter(err); d > 0 {
+		h.Set("Retry-After", strconv.FormatInt(retryAfterSeconds(d), 10))
+	}
+	if code == errlog.Unauthenticated {
+		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(errlog.TextOf(err)))
+
+	errlog.Log(r.Context(), l, "handshake rejected", err,
+		slog.String(errlog.KeyRemote, ClientIP(r).String()),
+		slog.Int(errlog.KeyStatus, status),
+		slog.Any(errlog.KeyOrigin, errlog.Untrusted(r.Header.Get("Origin"))),
+		slog.Any(errlog.KeyUA, errlog.Untrusted(r.Header.Get("User-Agent"))),
+		slog.Any("path", errlog.Untrusted(r.URL.Path)),
+	)
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1, because
+// Retry-After has no finer unit and a client told "0" would retry at once.
+func retryAfterSeconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+// RetryAfter returns the delay after which a request refused with err may
+// succeed, or 0 when err carries none.
+func RetryAfter(err error) time.Duration {
+	var re *retryAfterError
+	if errors.As(err, &re) {
+		return re.after
+	}
+	return 0
+}
+
+// retryAfterError adds a retry delay to an *errlog.Error. It unwraps to it,
+// so errlog.CodeOf and errlog.TextOf see through it.
+type retryAfterError struct {
+	err   *errlog.Error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// retryError returns an error of the given code that tells the client to
+// retry after the given delay.
+func retryError(code errlog.Code, after time.Duration, cause error) error {
+	return &retryAfterError{err: errlog.NewError(code, cause), after: after}
+}
+
+// rejectingHandler runs check before h and rejects the request when it
+// fails. Every guard but ConnLimit, which must hold a slot while h runs, is
+// this around its Check.
+func rejectingHandler(check func(*http.Request) error, l *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := check(r); err != nil {
+			Reject(w, r, l, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// quoteUntrusted quotes a client-supplied string for an error's detail,
+// escaped and bounded as errlog.Untrusted logs it.
+func quoteUntrusted(s string) string {
+	return `"` + errlog.Escape(s) + `"`
+}
