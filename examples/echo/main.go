@@ -1,0 +1,145 @@
+// Command echo is a hardened WebSocket echo server: every text message M is
+// answered with "Server received: M", behind all of wsguard's default
+// protections.
+//
+//	go run ./examples/echo -addr 127.0.0.1:8765
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/wsguard"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "echo:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	addr            string
+	origins         string
+	readLimit       int64
+	rate            float64
+	burst           int
+	maxConnsPerIP   int
+	idleTimeout     time.Duration
+	pingInterval    time.Duration
+	logFile         string
+	shutdownTimeout time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8765", "listen address")
+	fs.StringVar(&c.origins, "origins", "", "comma-separated extra allowed Origin host patterns, e.g. app.example.com,*.example.org")
+	fs.Int64Var(&c.readLimit, "read-limit", wsguard.DefaultReadLimit, "largest message in bytes")
+	fs.Float64Var(&c.rate, "rate", wsguard.DefaultMessageRate, "messages per second per connection")
+	fs.IntVar(&c.burst, "burst", wsguard.DefaultMessageBurst, "message burst per connection")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", wsguard.DefaultMaxConnsPerIP, "open connections per client IP")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", wsguard.DefaultIdleTimeout, "close connections silent this long")
+	fs.DurationVar(&c.pingInterval, "ping-interval", wsguard.DefaultPingInterval, "ping connections quiet this long")
+	fs.StringVar(&c.logFile, "log-file", "", "JSON-lines log file (stderr when empty)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to drain connections on SIGTERM")
+	return c, fs.Parse(args)
+}
+
+// echo answers each message with "Server received: " and the message.
+func echo(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+	return c.Send(ctx, m.Type, append([]byte("Server received: "), m.Data...))
+}
+
+func newServer(c config, logger *slog.Logger) *wsguard.Server {
+	opts := []wsguard.Option{
+		wsguard.WithLogger(logger),
+		wsguard.WithReadLimit(c.readLimit),
+		wsguard.WithMessageRate(c.rate, c.burst),
+		wsguard.WithMaxConns(wsguard.DefaultMaxConns, c.maxConnsPerIP),
+		wsguard.WithIdleTimeout(c.idleTimeout),
+		wsguard.WithPingInterval(c.pingInterval),
+	}
+	if c.origins != "" {
+		opts = append(opts, wsguard.WithOrigins(strings.Split(c.origins, ",")...))
+	}
+	return wsguard.New(wsguard.HandlerFunc(echo), opts...)
+}
+
+// run serves until ctx ends (SIGINT, SIGTERM), then drains: every
+// connection gets 1001, stragglers are dropped after the shutdown timeout.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	logger := errlog.NewLogger(stderr, slog.LevelInfo)
+	if c.logFile != "" {
+		l, f, err := errlog.OpenFile(c.logFile, slog.LevelInfo)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logger = l
+	}
+	return serve(ctx, c.addr, newServer(c, logger), c.shutdownTimeout, stdout, logger)
+}
+
+func serve(ctx context.Context, addr string, ws *wsguard.Server, shutdownTimeout time.Duration, stdout io.Writer, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           ws,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	drained := make(chan error, 1)
+	// http.Server.Shutdown does not track hijacked connections: the
+	// WebSocket server drains its own.
+	hs.RegisterOnShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		drained <- ws.Shutdown(ctx)
+	})
+
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "echo: listening on ws://%s/\n", ln.Addr())
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-drained; err != nil {
+		logger.Warn("dropped connections that did not close in time", "err", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/wsguard/kit/internal/wstest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+type running struct {
+	url  string
+	stop context.CancelFunc
+	done chan error
+}
+
+// startEcho runs the example as main does, on a free port, and returns its
+// URL once it is listening.
+func startEcho(t *testing.T, args ...string) *running {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("server did not start: %v", err)
+	}
+	go io.Copy(io.Discard, pr)
+	r := &running{url: strings.TrimSpace(strings.TrimPrefix(line, "echo: listening on ")), stop: stop, done: done}
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
+	return r
+}
+
+func TestEchoServer(t *testing.T) {
+	t.Parallel()
+	logFile := filepath.Join(t.TempDir(), "echo.log")
+	srv := startEcho(t, "-log-file", logFile, "-rate", "2", "-burst", "4", "-read-limit", "1024", "-max-conns-per-ip", "5")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, _, err := websocket.Dial(ctx, srv.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := c.Read(ctx); err != nil || string(b) != "Server received: hello" {
+		t.Fatalf("reply %q, %v", b, err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		send   func(*wstest.Raw) error
+		status int
+	}{
+		{"binary", func(r *wstest.Raw) error { return r.WriteFrame(true, wstest.OpBinary, []byte{0}) }, 1003},
+		{"over read limit", func(r *wstest.Raw) error { return r.WriteFrame(true, wstest.OpText, make([]byte, 1025)) }, 1009},
+		{"invalid UTF-8", func(r *wstest.Raw) error { return r.WriteFrame(true, wstest.OpText, []byte{0xc0, 0xaf}) }, 1007},
+		{"flood", func(r *wstest.Raw) error {
+			for range 10 {
+				if err := r.WriteFrame(true, wstest.OpText, []byte("x")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, 4429},
+	} {
+		raw := wstest.DialRaw(t, srv.url, nil)
+		if err := tc.send(raw); err != nil {
+			t.Fatal(err)
+		}
+		if status, _, err := raw.ReadClose(10 * time.Second); err != nil || status != tc.status {
+			t.Fatalf("%s: close %d (%v), want %d", tc.name, status, err, tc.status)
+		}
+	}
+
+	raw := wstest.DialRaw(t, srv.url, http.Header{"Origin": {"https://evil.example"}})
+	if raw.Response.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin handshake: %d", raw.Response.StatusCode)
+	}
+
+	// The log file has the rejections, with digests of payloads that
+	// caused them and never the payloads.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(logFile)
+		if strings.Count(string(b), `"connection closed"`) >= 4 || time.Now().After(deadline) {
+			if strings.Contains(string(b), "hello") {
+				t.Fatal("log contains a payload")
+			}
+			var sawDigest bool
+			for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(line), &m); err != nil {
+					t.Fatalf("log line %q: %v", line, err)
+				}
+				if m["code"] == "invalid_payload" && m["payload_sha256"] != nil {
+					sawDigest = true
+				}
+			}
+			if !sawDigest {
+				t.Fatalf("no payload digest on the UTF-8 rejection:\n%s", b)
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestPerIPCap(t *testing.T) {
+	t.Parallel()
+	srv := startEcho(t, "-max-conns-per-ip", "2")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 2 {
+		c, _, err := websocket.Dial(ctx, srv.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+	}
+	raw := wstest.DialRaw(t, srv.url, nil)
+	if raw.Response.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third connection: %d, want 429", raw.Response.StatusCode)
+	}
+}
+
+func TestIdleClientClosed(t *testing.T) {
+	t.Parallel()
+	srv := startEcho(t, "-idle-timeout", "200ms", "-ping-interval", "50ms")
+	raw := wstest.DialRaw(t, srv.url, nil)
+	if status, _, err := raw.ReadClose(5 * time.Second); err != nil || status != 1001 {
+		t.Fatalf("close %d (%v), want 1001", status, err)
+	}
+}
+
+func TestNoCompression(t *testing.T) {
+	t.Parallel()
+	srv := startEcho(t)
+	raw := wstest.DialRaw(t, srv.url, http.Header{"Sec-WebSocket-Extensions": {"permessage-deflate"}})
+	if ext := raw.Response.Header.Get("Sec-WebSocket-Extensions"); raw.Response.StatusCode != 101 || ext != "" {
+		t.Fatalf("status %d, extensions %q", raw.Response.StatusCode, ext)
+	}
+}
+
+// TestSignalDrains is what SIGTERM does: every open connection gets 1001
+// and run returns nil within the shutdown timeout.
+func TestSignalDrains(t *testing.T) {
+	t.Parallel()
+	srv := startEcho(t, "-shutdown-timeout", "2s")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	statuses := make(chan websocket.StatusCode, 3)
+	for range 3 {
+		c, _, err := websocket.Dial(ctx, srv.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Read(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			_, _, err := c.Read(ctx)
+			statuses <- websocket.CloseStatus(err)
+		})
+	}
+	start := time.Now()
+	srv.stop()
+	if err := <-srv.done; err != nil {
+		t.Fatalf("run returned %v, want nil (exit 0)", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("drain took %v, over the shutdown timeout", d)
+	}
+	srv.done <- nil // for Cleanup
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != websocket.StatusGoingAway {
+			t.Fatalf("close %v, want 1001", s)
+		}
+	}
+}

@@ -1,0 +1,462 @@
+package wsguard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/wsguard/kit/errlog"
+)
+
+// Conn is one guarded WebSocket connection. Its methods are safe to call
+// from any goroutine.
+type Conn struct {
+	srv     *Server
+	ws      *websocket.Conn
+	nc      net.Conn // the hijacked socket under ws
+	id      string
+	remote  string
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	sub     atomic.Pointer[string]
+	last    atomic.Int64 // unix nanoseconds of the last frame from the peer
+	limiter *rate.Limiter
+	strikes int // invalid messages in a row; serving goroutine only
+	msg     Message
+
+	end    atomic.Pointer[ending] // why the connection ends; the first reason wins
+	closed chan struct{}          // closed once the winner has closed the transport
+
+	timerMu sync.Mutex
+	timer   *time.Timer // keepalive: one per connection, no goroutine
+	stopped bool
+}
+
+// ending records why a connection ended, for its one log line.
+type ending struct {
+	err    error // nil when the application closed it
+	status websocket.StatusCode
+	digest string // of the message that caused it, if any
+}
+
+var (
+	errMessageRate  = errors.New("message rate exceeded")
+	errBinary       = errors.New("binary message on a text endpoint")
+	errUTF8         = errors.New("text message is not valid UTF-8")
+	errTooLarge     = errors.New("message over the read limit")
+	errWriteTimeout = errors.New("write timed out: the client is not reading")
+	errClosed       = errors.New("connection closed")
+)
+
+func (s *Server) newConn(r *http.Request) *Conn {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	c := &Conn{
+		srv:     s,
+		id:      s.newConnID(),
+		remote:  ClientIP(r).String(),
+		ctx:     ctx,
+		cancel:  cancel,
+		limiter: rate.NewLimiter(rate.Limit(s.cfg.messageRate), s.cfg.messageBurst),
+		closed:  make(chan struct{}),
+	}
+	c.msg.newHash = s.cfg.newHash
+	if sub := SubjectFrom(ctx); sub != "" {
+		c.sub.Store(&sub)
+	}
+	c.touch()
+	return c
+}
+
+// ID returns the connection's id, as logged under "conn".
+func (c *Conn) ID() string { return c.id }
+
+// RemoteIP returns the client's IP address, as resolved by the guards.
+func (c *Conn) RemoteIP() string { return c.remote }
+
+// Subprotocol returns the negotiated application subprotocol, or "".
+func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
+
+// Context returns the connection's context: it carries the values of the
+// upgrade request and is canceled when the connection ends.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Subject returns the authenticated subject logged with this connection, or "".
+func (c *Conn) Subject() string {
+	if p := c.sub.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// SetSubject sets the subject logged with this connection, for
+// authentication that completes after the upgrade.
+func (c *Conn) SetSubject(sub string) { c.sub.Store(&sub) }
+
+// Send writes one message, bounded by ctx and the write timeout. A client
+// that does not take the message within the write timeout is disconnected
+// (errlog.DeadlineExceeded).
+func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t := time.AfterFunc(c.srv.cfg.writeTimeout, func() {
+		c.fail(errlog.NewError(errlog.DeadlineExceeded, errWriteTimeout), nil)
+		cancel()
+	})
+	err := c.ws.Write(ctx, typ, p)
+	t.Stop()
+	if err == nil {
+		return nil
+	}
+	if e := c.end.Load(); e != nil && e.err != nil {
+		return fmt.Errorf("wsguard: send: %w", e.err)
+	}
+	return fmt.Errorf("wsguard: send: %w", err)
+}
+
+// SendText sends a text message.
+func (c *Conn) SendText(ctx context.Context, s string) error {
+	return c.Send(ctx, MessageText, []byte(s))
+}
+
+// SendJSON sends v encoded as JSON in a text message.
+func (c *Conn) SendJSON(ctx context.Context, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("wsguard: send: %w", err)
+	}
+	return c.Send(ctx, MessageText, b)
+}
+
+// Close closes the connection with the given status and reason (at most
+// 123 bytes; never put client input or error detail in it). It waits for
+// the close handshake, at most a few seconds. Closing an already closing
+// connection does nothing.
+func (c *Conn) Close(code websocket.StatusCode, reason string) error {
+	if !c.end.CompareAndSwap(nil, &ending{status: code}) {
+		return nil
+	}
+	err := c.closeHandshake(code, reason)
+	close(c.closed)
+	return err
+}
+
+// closeHandshakeTimeout bounds a close handshake. The transport's own
+// timeouts do not cover a peer that announced a long frame and stopped
+// sending: it would discard the rest of that frame forever.
+const closeHandshakeTimeout = 5 * time.Second
+
+func (c *Conn) closeHandshake(code websocket.StatusCode, reason string) error {
+	t := time.AfterFunc(closeHandshakeTimeout, func() { _ = c.nc.Close() })
+	defer t.Stop()
+	return c.ws.Close(code, reason)
+}
+
+// CloseWithError ends the connection for err as its errlog code says: a
+// close handshake with the code's close status and public text (an
+// Unauthenticated error closes with 4401, for example), and err's detail in
+// the connection's closing log line only. Only the first call to close a
+// connection acts.
+func (c *Conn) CloseWithError(err error) {
+	c.fail(err, nil)
+}
+
+// fail ends the connection for err: with a close handshake carrying the
+// code's status and public text, or, when the peer is gone or not reading,
+// by dropping the socket. Only the first call acts; m, when given, is the
+// message that caused err and is named in the log by its digest.
+func (c *Conn) fail(err error, m *Message) {
+	if c.end.Load() != nil {
+		return
+	}
+	code := errlog.CodeOf(err)
+	e := &ending{err: err, status: websocket.StatusCode(code.CloseStatus())}
+	graceful := true
+	switch {
+	case code == errlog.Canceled && errlog.PeerGone(err):
+		graceful = false
+		e.status = websocket.CloseStatus(err)
+		if e.status < 0 {
+			e.status = websocket.StatusAbnormalClosure
+		}
+	case errors.Is(err, errWriteTimeout):
+		graceful = false
+		e.status = websocket.StatusAbnormalClosure
+	case e.status == 0: // a recoverable code used as a reason to close
+		e.status = websocket.StatusPolicyViolation
+	}
+	if m != nil {
+		e.digest = m.Digest()
+	}
+	if !c.end.CompareAndSwap(nil, e) {
+		return
+	}
+	if graceful {
+		_ = c.closeHandshake(e.status, errlog.TextOf(err))
+	} else {
+		_ = c.ws.CloseNow()
+	}
+	close(c.closed)
+}
+
+// serve runs the message loop on the serving goroutine until the
+// connection ends, then logs its one closing line.
+func (c *Conn) serve() {
+	c.startTimer()
+	if err := c.open(); err != nil {
+		c.fail(err, nil)
+	} else {
+		c.loop()
+	}
+	c.finish()
+}
+
+// open runs the connect hooks; a panic in one is an internal error.
+func (c *Conn) open() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = errlog.NewError(errlog.Internal, fmt.Errorf("panic in connect hook: %v\n%s", p, debug.Stack()))
+		}
+	}()
+	for _, f := range c.srv.cfg.onConnect {
+		if err := f(c.ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Conn) finish() {
+	<-c.closed
+	c.stopTimer()
+	e := c.end.Load()
+	cause := e.err
+	if cause == nil {
+		cause = errClosed
+	}
+	c.cancel(cause)
+
+	attrs := make([]slog.Attr, 0, 5)
+	attrs = append(attrs, slog.String(errlog.KeyConn, c.id), slog.String(errlog.KeyRemote, c.remote))
+	if sub := c.Subject(); sub != "" {
+		attrs = append(attrs, slog.String(errlog.KeySub, sub))
+	}
+	attrs = append(attrs, slog.Int(errlog.KeyClose, int(e.status)))
+	if e.digest != "" {
+		attrs = append(attrs, slog.String(errlog.KeyPayload, e.digest))
+	}
+	if e.err == nil {
+		c.srv.log.LogAttrs(c.ctx, slog.LevelDebug, "connection closed", attrs...)
+		return
+	}
+	errlog.Log(c.ctx, c.srv.log, "connection closed", e.err, attrs...)
+}
+
+func (c *Conn) loop() {
+	s := c.srv
+	for {
+		// context.Background: closing the transport ends the read, and a
+		// cancelable context would cost a timer registration per message.
+		typ, r, err := c.ws.Reader(context.Background())
+		if err != nil {
+			c.fail(classifyRead(err), nil)
+			return
+		}
+		now := time.Now()
+		c.last.Store(now.UnixNano())
+		if !c.limiter.AllowN(now, 1) {
+			c.fail(errlog.NewError(errlog.ResourceExhausted, errMessageRate), nil)
+			return
+		}
+		if typ == MessageBinary && !s.cfg.binary {
+			c.fail(errlog.NewError(errlog.Unsupported, errBinary), nil)
+			return
+		}
+		buf := s.getBuf()
+		data, err := c.read(r, (*buf)[:0])
+		*buf = data[:0]
+		if err == nil {
+			c.msg.reset(typ, data)
+			err = c.handle()
+		}
+		if err != nil {
+			var m *Message
+			if errlog.CodeOf(err) != errlog.TooLarge && len(data) > 0 {
+				m = &c.msg
+			}
+			c.fail(err, m)
+		}
+		s.putBuf(buf)
+		if err != nil {
+			return
+		}
+	}
+}
+
+// read reads one message into b, growing it up to the read limit + 1.
+func (c *Conn) read(r io.Reader, b []byte) ([]byte, error) {
+	limit := c.srv.cfg.readLimit
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		// Never ask for more than the limit + 1: the transport fills the
+		// whole slice from a frame that may announce far more than it sends.
+		n, err := r.Read(b[len(b):min(int64(cap(b)), limit+1)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			return b, errlog.NewError(errlog.TooLarge, errTooLarge)
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, classifyRead(err)
+		}
+	}
+}
+
+// classifyRead maps a transport read error: what errlog does not recognise
+// is the transport refusing a frame that breaks RFC 6455.
+func classifyRead(err error) error {
+	if errlog.CodeOf(err) == errlog.Internal {
+		return errlog.NewError(errlog.Protocol, err)
+	}
+	return err
+}
+
+// handle checks and dispatches the current message. It returns only
+// errors that end the connection; recoverable ones are answered here.
+func (c *Conn) handle() error {
+	if c.msg.Type == MessageText && !utf8.Valid(c.msg.Data) {
+		return errlog.NewError(errlog.InvalidPayload, errUTF8)
+	}
+	err := c.dispatch()
+	if err == nil {
+		c.strikes = 0
+		return nil
+	}
+	if errlog.CodeOf(err) != errlog.InvalidArgument {
+		return err
+	}
+	c.strikes++
+	if c.strikes >= c.srv.cfg.maxInvalid {
+		return errlog.NewError(errlog.PolicyViolation, fmt.Errorf("%d invalid messages in a row, last: %w", c.strikes, err))
+	}
+	errlog.Log(c.ctx, c.srv.log, "message rejected", err,
+		slog.String(errlog.KeyConn, c.id),
+		slog.String(errlog.KeyRemote, c.remote),
+		slog.String(errlog.KeySub, c.Subject()),
+		slog.String(errlog.KeyPayload, c.msg.Digest()))
+	reply, merr := replyFor(err)
+	if merr != nil {
+		return errlog.NewError(errlog.Internal, merr)
+	}
+	return c.Send(c.ctx, MessageText, reply)
+}
+
+func (c *Conn) dispatch() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = errlog.NewError(errlog.Internal, fmt.Errorf("panic in message handler: %v\n%s", p, debug.Stack()))
+		}
+	}()
+	return c.srv.handler.ServeMessage(c.ctx, c, &c.msg)
+}
+
+func (c *Conn) touch() { c.last.Store(time.Now().UnixNano()) }
+
+func (c *Conn) startTimer() {
+	if c.srv.cfg.idleTimeout <= 0 && c.srv.cfg.pingInterval <= 0 {
+		return
+	}
+	c.timerMu.Lock()
+	defer c.timerMu.Unlock()
+	c.timer = time.AfterFunc(c.nextTick(0), c.tick)
+}
+
+func (c *Conn) stopTimer() {
+	c.timerMu.Lock()
+	defer c.timerMu.Unlock()
+	c.stopped = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}
+
+// tick runs on the keepalive timer: it closes a connection that has been
+// silent past the idle timeout, and pings one that has been quiet for a
+// ping interval.
+func (c *Conn) tick() {
+	cfg := &c.srv.cfg
+	quiet := time.Since(time.Unix(0, c.last.Load()))
+	if cfg.idleTimeout > 0 && quiet >= cfg.idleTimeout {
+		c.fail(errlog.NewError(errlog.Idle, fmt.Errorf("no frame from the peer for %v", quiet.Round(time.Millisecond))), nil)
+		return
+	}
+	c.timerMu.Lock()
+	if c.stopped {
+		c.timerMu.Unlock()
+		return
+	}
+	c.timer.Reset(c.nextTick(quiet))
+	c.timerMu.Unlock()
+
+	if cfg.pingInterval > 0 && quiet >= cfg.pingInterval {
+		wait := cfg.writeTimeout
+		if cfg.idleTimeout > 0 {
+			wait = cfg.idleTimeout - quiet
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		// The pong moves c.last through OnPongReceived; a missing one is
+		// caught by the idle check, so the error needs no handling here.
+		_ = c.ws.Ping(ctx)
+		cancel()
+	}
+}
+
+// nextTick returns when the keepalive timer must next fire, given how long
+// the peer has been quiet.
+func (c *Conn) nextTick(quiet time.Duration) time.Duration {
+	cfg := &c.srv.cfg
+	d := time.Duration(math.MaxInt64)
+	if cfg.idleTimeout > 0 {
+		d = cfg.idleTimeout - quiet
+	}
+	if cfg.pingInterval > 0 {
+		p := cfg.pingInterval - quiet
+		if p <= 0 {
+			p = cfg.pingInterval
+		}
+		d = min(d, p)
+	}
+	return max(d, time.Millisecond)
+}
+
+type subjectKey struct{}
+
+// WithSubject returns ctx carrying the authenticated subject, which the
+// server logs with every line about the connection. Authentication
+// middleware calls it before the upgrade.
+func WithSubject(ctx context.Context, sub string) context.Context {
+	return context.WithValue(ctx, subjectKey{}, sub)
+}
+
+// SubjectFrom returns the subject stored by [WithSubject], or "".
+func SubjectFrom(ctx context.Context) string {
+	s, _ := ctx.Value(subjectKey{}).(string)
+	return s
+}

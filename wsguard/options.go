@@ -1,0 +1,178 @@
+package wsguard
+
+import (
+	"context"
+	"crypto/sha256"
+	"hash"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Defaults applied by [New]; each has an option to change it.
+const (
+	DefaultReadLimit    = 32 << 10
+	DefaultMessageRate  = 100
+	DefaultMessageBurst = 200
+	DefaultPingInterval = 20 * time.Second
+	DefaultIdleTimeout  = 60 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultMaxInvalid   = 5
+)
+
+// Option configures a [Server].
+type Option func(*config)
+
+type config struct {
+	readLimit      int64
+	subprotocols   []string
+	origins        []string
+	anyOrigin      bool
+	messageRate    float64
+	messageBurst   int
+	pingInterval   time.Duration
+	idleTimeout    time.Duration
+	writeTimeout   time.Duration
+	maxInvalid     int
+	binary         bool
+	logger         *slog.Logger
+	newHash        func() hash.Hash
+	maxConns       int
+	maxConnsPerIP  int
+	handshakeRate  float64
+	handshakeBurst int
+	realIP         *RealIP
+	ipFilter       *IPFilter
+	handshake      []func(http.Handler) http.Handler
+	onConnect      []func(context.Context, *Conn) error
+}
+
+func defaultConfig() config {
+	return config{
+		readLimit:      DefaultReadLimit,
+		messageRate:    DefaultMessageRate,
+		messageBurst:   DefaultMessageBurst,
+		pingInterval:   DefaultPingInterval,
+		idleTimeout:    DefaultIdleTimeout,
+		writeTimeout:   DefaultWriteTimeout,
+		maxInvalid:     DefaultMaxInvalid,
+		newHash:        sha256.New,
+		maxConns:       DefaultMaxConns,
+		maxConnsPerIP:  DefaultMaxConnsPerIP,
+		handshakeRate:  DefaultHandshakeRate,
+		handshakeBurst: DefaultHandshakeBurst,
+	}
+}
+
+// WithReadLimit sets the largest message accepted, in bytes. A larger one
+// closes the connection with 1009.
+func WithReadLimit(n int64) Option {
+	return func(c *config) { c.readLimit = n }
+}
+
+// WithSubprotocols sets the application subprotocols the server selects
+// from, in order of preference. A client offering none of them gets no
+// subprotocol.
+func WithSubprotocols(protocols ...string) Option {
+	return func(c *config) { c.subprotocols = append([]string(nil), protocols...) }
+}
+
+// WithOrigins allows cross-origin handshakes from pages whose Origin host
+// matches one of the path.Match patterns ("app.example.com",
+// "*.example.org", or "https://app.example.com" to bind the scheme too).
+// Same-host pages and clients sending no Origin are always allowed.
+func WithOrigins(patterns ...string) Option {
+	return func(c *config) { c.origins = append(c.origins, patterns...) }
+}
+
+// InsecureSkipOriginCheck accepts handshakes from pages of any origin. A
+// page on any site can then open a socket with the visitor's cookies
+// (cross-site WebSocket hijacking); use it only when no ambient credential
+// authenticates the socket.
+func InsecureSkipOriginCheck() Option {
+	return func(c *config) { c.anyOrigin = true }
+}
+
+// WithMessageRate sets the per-connection message rate (messages per second)
+// and burst. A client over it is closed with 4429.
+func WithMessageRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.messageRate, c.messageBurst = perSecond, burst }
+}
+
+// WithPingInterval sets how long a connection may be quiet before the server
+// pings it.
+func WithPingInterval(d time.Duration) Option {
+	return func(c *config) { c.pingInterval = d }
+}
+
+// WithIdleTimeout sets how long a connection may go without any frame from
+// the peer (a pong counts) before it is closed with 1001.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(c *config) { c.idleTimeout = d }
+}
+
+// WithWriteTimeout bounds each write, so that a client that stops reading
+// cannot hold a sender forever.
+func WithWriteTimeout(d time.Duration) Option {
+	return func(c *config) { c.writeTimeout = d }
+}
+
+// WithMaxInvalid sets how many invalid messages in a row a connection may
+// send (each answered with an error reply) before it is closed with 1008.
+func WithMaxInvalid(n int) Option {
+	return func(c *config) { c.maxInvalid = n }
+}
+
+// WithBinary lets binary messages through to the handler. Without it a
+// binary message closes the connection with 1003.
+func WithBinary() Option {
+	return func(c *config) { c.binary = true }
+}
+
+// WithLogger sets the logger; nil means slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// WithDigest sets the hash behind [Message.Digest]; the default is SHA-256.
+func WithDigest(newHash func() hash.Hash) Option {
+	return func(c *config) { c.newHash = newHash }
+}
+
+// WithMaxConns caps open connections in total (over it: HTTP 503) and per
+// client IP (over it: HTTP 429).
+func WithMaxConns(total, perIP int) Option {
+	return func(c *config) { c.maxConns, c.maxConnsPerIP = total, perIP }
+}
+
+// WithHandshakeRate sets the per-IP handshake rate (per second) and burst;
+// over it a client gets HTTP 429 with Retry-After.
+func WithHandshakeRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.handshakeRate, c.handshakeBurst = perSecond, burst }
+}
+
+// WithRealIP resolves client IPs through trusted proxies; without it the
+// client IP is the peer address of the TCP connection.
+func WithRealIP(p *RealIP) Option {
+	return func(c *config) { c.realIP = p }
+}
+
+// WithIPFilter admits only the client IPs the filter allows.
+func WithIPFilter(f *IPFilter) Option {
+	return func(c *config) { c.ipFilter = f }
+}
+
+// WithHandshake adds HTTP middleware that runs after the built-in guards and
+// before the upgrade, first outermost: the place for authentication, so that
+// a flood of bad tokens is rate limited before any is verified.
+func WithHandshake(mw ...func(http.Handler) http.Handler) Option {
+	return func(c *config) { c.handshake = append(c.handshake, mw...) }
+}
+
+// WithConnect adds a function run on the connection's goroutine right after
+// the upgrade, before the first message is read: the place to start a
+// per-connection timer (an authentication deadline, a token's expiry) or to
+// greet the client. An error closes the connection as its code says.
+func WithConnect(f func(ctx context.Context, c *Conn) error) Option {
+	return func(c *config) { c.onConnect = append(c.onConnect, f) }
+}

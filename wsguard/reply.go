@@ -1,0 +1,46 @@
+package wsguard
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/wsguard/kit/errlog"
+)
+
+// ErrorReply is the message a client receives for a recoverable
+// (errlog.InvalidArgument) error:
+//
+//	{"type":"error","code":"invalid_argument","message":"invalid argument"}
+//
+// It never echoes what the client sent.
+type ErrorReply struct {
+	Type    string       `json:"type"`
+	Code    string       `json:"code"`
+	Message string       `json:"message,omitempty"`
+	Offset  *int64       `json:"offset,omitempty"`
+	Fields  []FieldError `json:"fields,omitempty"`
+}
+
+// FieldError names one field that failed a rule.
+type FieldError struct {
+	Field string `json:"field"`
+	Rule  string `json:"rule"`
+	Param string `json:"param,omitempty"`
+}
+
+// Replier is implemented by errors that want a more specific reply than the
+// code's name and text, such as a list of failed fields.
+type Replier interface {
+	error
+	Reply() ErrorReply
+}
+
+func replyFor(err error) ([]byte, error) {
+	r := ErrorReply{Code: errlog.CodeOf(err).String(), Message: errlog.TextOf(err)}
+	var rp Replier
+	if errors.As(err, &rp) {
+		r = rp.Reply()
+	}
+	r.Type = "error"
+	return json.Marshal(r)
+}
