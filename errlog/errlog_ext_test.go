@@ -180,12 +180,12 @@ func TestSecretPrintsRedacted(t *testing.T) {
 func TestEscape(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"plain":           "plain",
-		"a\nb":            `a\nb`,
-		"tab\there":       `tab\there`,
-		"\x1b[31mred":     `\x1b[31mred`,
-		"bad\xffutf8":     `bad\xffutf8`,
-		`quote"back\`:     `quote\"back\\`,
+		"plain":            "plain",
+		"a\nb":             `a\nb`,
+		"tab\there":        `tab\there`,
+		"\x1b[31mred":      `\x1b[31mred`,
+		"bad\xffutf8":      `bad\xffutf8`,
+		`quote"back\`:      `quote\"back\\`,
 		"caf\u00e9 \u2603": "caf\u00e9 \u2603",
 	} {
 		if got := errlog.Escape(in); got != want {
