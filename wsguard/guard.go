@@ -65,10 +65,19 @@ func Reject(w http.ResponseWriter, r *http.Request, l *slog.Logger, err error) {
 		// The code has no pre-upgrade meaning (errlog.Idle); the caller erred.
 		status = http.StatusInternalServerError
 	}
+	// An error that carries a reply (a list of failed fields) is answered
+	// with the same JSON a message would get; others with the code's text.
+	body, contentType := []byte(errlog.TextOf(err)), "text/plain; charset=utf-8"
+	if _, ok := errors.AsType[Replier](err); ok {
+		if b, merr := replyFor(err); merr == nil {
+			body, contentType = b, "application/json"
+		}
+	}
 	h := w.Header()
 	h.Del("Content-Length")
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Type", contentType)
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
 	if d := RetryAfter(err); d > 0 {
 		h.Set("Retry-After", strconv.FormatInt(retryAfterSeconds(d), 10))
 	}
@@ -76,7 +85,7 @@ func Reject(w http.ResponseWriter, r *http.Request, l *slog.Logger, err error) {
 		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write([]byte(errlog.TextOf(err)))
+	_, _ = w.Write(body)
 
 	errlog.Log(r.Context(), l, "handshake rejected", err,
 		slog.String(errlog.KeyRemote, ClientIP(r).String()),

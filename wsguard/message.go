@@ -1,6 +1,7 @@
 package wsguard
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"hash"
 
@@ -36,13 +37,22 @@ type Message struct {
 func (m *Message) Digest() string {
 	if m.digest == "" {
 		if m.h == nil {
-			m.h = m.newHash()
+			m.h = m.newHasher()
 		}
 		m.h.Reset()
 		m.h.Write(m.Data)
 		m.digest = hex.EncodeToString(m.h.Sum(m.sum[:0]))
 	}
 	return m.digest
+}
+
+// newHasher returns the server's hash, or SHA-256 for a message built
+// outside a server (by a test or a middleware).
+func (m *Message) newHasher() hash.Hash {
+	if m.newHash == nil {
+		return sha256.New()
+	}
+	return m.newHash()
 }
 
 func (m *Message) reset(t MessageType, data []byte) {
