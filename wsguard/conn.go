@@ -44,6 +44,9 @@ type Conn struct {
 	timerMu sync.Mutex
 	timer   *time.Timer // keepalive: one per connection, no goroutine
 	stopped bool
+
+	writing atomic.Bool // a Send owns wtimer
+	wtimer  *time.Timer // write timeout, reused by every Send that owns it
 }
 
 // ending records why a connection ended, for its one log line.
@@ -110,6 +113,43 @@ func (c *Conn) SetSubject(sub string) { c.sub.Store(&sub) }
 // that does not take the message within the write timeout is disconnected
 // (errlog.DeadlineExceeded).
 func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
+	var err error
+	if c.writing.CompareAndSwap(false, true) {
+		err = c.sendAlone(ctx, typ, p)
+	} else {
+		err = c.sendConcurrent(ctx, typ, p)
+	}
+	if err == nil {
+		return nil
+	}
+	if e := c.end.Load(); e != nil && e.err != nil {
+		return fmt.Errorf("wsguard: send: %w", e.err)
+	}
+	return fmt.Errorf("wsguard: send: %w", err)
+}
+
+// sendAlone is the common case, one Send at a time: it arms the
+// connection's reusable write timer instead of allocating a context and a
+// timer per message. A ctx canceled only with the connection (the handler's
+// ctx) is not handed to the transport, which would register a callback on
+// it for every frame; the connection ends before that ctx does.
+func (c *Conn) sendAlone(ctx context.Context, typ MessageType, p []byte) error {
+	defer c.writing.Store(false)
+	if ctx.Done() == c.ctx.Done() {
+		ctx = context.Background()
+	}
+	if c.wtimer == nil {
+		c.wtimer = time.AfterFunc(c.srv.cfg.writeTimeout, c.writeTimedOut)
+	} else {
+		c.wtimer.Reset(c.srv.cfg.writeTimeout)
+	}
+	defer c.wtimer.Stop()
+	return c.ws.Write(ctx, typ, p)
+}
+
+// sendConcurrent serves a Send that overlaps another: it waits for the
+// transport's write lock under a deadline of its own.
+func (c *Conn) sendConcurrent(ctx context.Context, typ MessageType, p []byte) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t := time.AfterFunc(c.srv.cfg.writeTimeout, func() {
@@ -118,13 +158,15 @@ func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
 	})
 	err := c.ws.Write(ctx, typ, p)
 	t.Stop()
-	if err == nil {
-		return nil
-	}
-	if e := c.end.Load(); e != nil && e.err != nil {
-		return fmt.Errorf("wsguard: send: %w", e.err)
-	}
-	return fmt.Errorf("wsguard: send: %w", err)
+	return err
+}
+
+// writeTimedOut runs on the write timer: the client has not taken a message
+// within the write timeout. Cutting the socket also ends a write that is
+// stuck while another reason is already closing the connection.
+func (c *Conn) writeTimedOut() {
+	c.fail(errlog.NewError(errlog.DeadlineExceeded, errWriteTimeout), nil)
+	_ = c.nc.Close()
 }
 
 // SendText sends a text message.
@@ -249,12 +291,7 @@ func (c *Conn) finish() {
 	}
 	c.cancel(cause)
 
-	attrs := make([]slog.Attr, 0, 5)
-	attrs = append(attrs, slog.String(errlog.KeyConn, c.id), slog.String(errlog.KeyRemote, c.remote))
-	if sub := c.Subject(); sub != "" {
-		attrs = append(attrs, slog.String(errlog.KeySub, sub))
-	}
-	attrs = append(attrs, slog.Int(errlog.KeyClose, int(e.status)))
+	attrs := append(c.logAttrs(), slog.Int(errlog.KeyClose, int(e.status)))
 	if e.digest != "" {
 		attrs = append(attrs, slog.String(errlog.KeyPayload, e.digest))
 	}
@@ -265,8 +302,18 @@ func (c *Conn) finish() {
 	errlog.Log(c.ctx, c.srv.log, "connection closed", e.err, attrs...)
 }
 
+// logAttrs returns the attributes that name the connection in its log
+// lines, with room for two more.
+func (c *Conn) logAttrs() []slog.Attr {
+	attrs := make([]slog.Attr, 0, 5)
+	attrs = append(attrs, slog.String(errlog.KeyConn, c.id), slog.String(errlog.KeyRemote, c.remote))
+	if sub := c.Subject(); sub != "" {
+		attrs = append(attrs, slog.String(errlog.KeySub, sub))
+	}
+	return attrs
+}
+
 func (c *Conn) loop() {
-	s := c.srv
 	for {
 		// context.Background: closing the transport ends the read, and a
 		// cancelable context would cost a timer registration per message.
@@ -275,35 +322,43 @@ func (c *Conn) loop() {
 			c.fail(classifyRead(err), nil)
 			return
 		}
-		now := time.Now()
-		c.last.Store(now.UnixNano())
-		if !c.limiter.AllowN(now, 1) {
-			c.fail(errlog.NewError(errlog.ResourceExhausted, errMessageRate), nil)
-			return
-		}
-		if typ == MessageBinary && !s.cfg.binary {
-			c.fail(errlog.NewError(errlog.Unsupported, errBinary), nil)
-			return
-		}
-		buf := s.getBuf()
-		data, err := c.read(r, (*buf)[:0])
-		*buf = data[:0]
-		if err == nil {
-			c.msg.reset(typ, data)
-			err = c.handle()
-		}
-		if err != nil {
-			var m *Message
-			if errlog.CodeOf(err) != errlog.TooLarge && len(data) > 0 {
-				m = &c.msg
-			}
-			c.fail(err, m)
-		}
-		s.putBuf(buf)
-		if err != nil {
+		if !c.next(typ, r) {
 			return
 		}
 	}
+}
+
+// next checks, reads and handles the message r and reports whether the
+// connection goes on. It is apart from loop so that its frame is off the
+// stack while an idle connection waits in Reader (see [Server.accept]).
+func (c *Conn) next(typ MessageType, r io.Reader) bool {
+	s := c.srv
+	now := time.Now()
+	c.last.Store(now.UnixNano())
+	if !c.limiter.AllowN(now, 1) {
+		c.fail(errlog.NewError(errlog.ResourceExhausted, errMessageRate), nil)
+		return false
+	}
+	if typ == MessageBinary && !s.cfg.binary {
+		c.fail(errlog.NewError(errlog.Unsupported, errBinary), nil)
+		return false
+	}
+	buf := s.getBuf()
+	data, err := c.read(r, (*buf)[:0])
+	*buf = data[:0]
+	if err == nil {
+		c.msg.reset(typ, data)
+		err = c.handle()
+	}
+	if err != nil {
+		var m *Message
+		if errlog.CodeOf(err) != errlog.TooLarge && len(data) > 0 {
+			m = &c.msg
+		}
+		c.fail(err, m)
+	}
+	s.putBuf(buf)
+	return err == nil
 }
 
 // read reads one message into b, growing it up to the read limit + 1.
@@ -357,10 +412,7 @@ func (c *Conn) handle() error {
 		return errlog.NewError(errlog.PolicyViolation, fmt.Errorf("%d invalid messages in a row, last: %w", c.strikes, err))
 	}
 	errlog.Log(c.ctx, c.srv.log, "message rejected", err,
-		slog.String(errlog.KeyConn, c.id),
-		slog.String(errlog.KeyRemote, c.remote),
-		slog.String(errlog.KeySub, c.Subject()),
-		slog.String(errlog.KeyPayload, c.msg.Digest()))
+		append(c.logAttrs(), slog.String(errlog.KeyPayload, c.msg.Digest()))...)
 	reply, merr := replyFor(err)
 	if merr != nil {
 		return errlog.NewError(errlog.Internal, merr)

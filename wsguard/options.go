@@ -45,6 +45,7 @@ type config struct {
 	ipFilter       *IPFilter
 	handshake      []func(http.Handler) http.Handler
 	onConnect      []func(context.Context, *Conn) error
+	middleware     []Middleware
 }
 
 func defaultConfig() config {
@@ -175,4 +176,11 @@ func WithHandshake(mw ...func(http.Handler) http.Handler) Option {
 // greet the client. An error closes the connection as its code says.
 func WithConnect(f func(ctx context.Context, c *Conn) error) Option {
 	return func(c *config) { c.onConnect = append(c.onConnect, f) }
+}
+
+// WithMiddleware wraps the handler given to [New] in message middleware,
+// first outermost, so that a package can install its connection hooks and
+// its message middleware as one set of options.
+func WithMiddleware(mws ...Middleware) Option {
+	return func(c *config) { c.middleware = append(c.middleware, mws...) }
 }

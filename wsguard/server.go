@@ -23,10 +23,16 @@ type Server struct {
 	cfg      config
 	handler  Handler
 	log      *slog.Logger
-	chain    http.Handler
 	idPrefix string
 	nextID   atomic.Uint64
 	bufs     sync.Pool
+
+	// The built-in pre-upgrade guards, run in line by admit, and the
+	// application's handshake middleware around upgrade (nil when none).
+	handshakes *HandshakeLimit
+	connLimit  *ConnLimit
+	origin     *OriginCheck // nil with InsecureSkipOriginCheck
+	next       http.Handler
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -47,43 +53,77 @@ func New(h Handler, opts ...Option) *Server {
 	}
 	s := &Server{
 		cfg:      cfg,
-		handler:  h,
+		handler:  NewChain(cfg.middleware...).Then(h),
 		log:      errlog.OrDefault(cfg.logger),
 		idPrefix: newIDPrefix(),
 		conns:    make(map[*Conn]struct{}),
 	}
-	s.chain = s.guards(http.HandlerFunc(s.upgrade))
+	s.initGuards()
 	return s
 }
 
-// guards wraps next in the pre-upgrade guards, in the order the design
-// gives: client IP, IP filter, handshake rate, connection caps, Origin, then
-// the application's handshake middleware.
-func (s *Server) guards(next http.Handler) http.Handler {
+// initGuards builds the pre-upgrade guards. They act as their Handler
+// methods would, chained in the order the design gives (client IP, IP
+// filter, handshake rate, connection caps, Origin, then the application's
+// handshake middleware), but the built-in ones run in line in admit: a
+// chained middleware's frame would stay on the serving goroutine's stack
+// for the connection's whole life (see [Server.accept]).
+func (s *Server) initGuards() {
 	gopt := WithGuardLogger(s.log)
-	var mws []func(http.Handler) http.Handler
-	if s.cfg.realIP != nil {
-		mws = append(mws, s.cfg.realIP.Handler)
-	}
-	if s.cfg.ipFilter != nil {
-		mws = append(mws, s.cfg.ipFilter.Handler)
-	}
-	mws = append(mws,
-		NewHandshakeLimit(s.cfg.handshakeRate, s.cfg.handshakeBurst, gopt).Handler,
-		NewConnLimit(s.cfg.maxConns, s.cfg.maxConnsPerIP, gopt).Handler,
-	)
+	s.handshakes = NewHandshakeLimit(s.cfg.handshakeRate, s.cfg.handshakeBurst, gopt)
+	s.connLimit = NewConnLimit(s.cfg.maxConns, s.cfg.maxConnsPerIP, gopt)
 	if !s.cfg.anyOrigin {
 		oc, err := NewOriginCheck(s.cfg.origins, gopt)
 		if err != nil {
 			panic("wsguard: " + err.Error())
 		}
-		mws = append(mws, oc.Handler)
+		s.origin = oc
 	}
-	mws = append(mws, s.cfg.handshake...)
-	for i := len(mws) - 1; i >= 0; i-- {
-		next = mws[i](next)
+	if len(s.cfg.handshake) > 0 {
+		var next http.Handler = http.HandlerFunc(s.upgrade)
+		for i := len(s.cfg.handshake) - 1; i >= 0; i-- {
+			next = s.cfg.handshake[i](next)
+		}
+		s.next = next
 	}
-	return next
+}
+
+// admit runs the built-in guards on r, as their Handler methods do: on a
+// refusal it answers with [Reject] and returns ok false; otherwise it
+// returns r (carrying the resolved client IP) and the connection slot's
+// release.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (_ *http.Request, release func(), ok bool) {
+	if p := s.cfg.realIP; p != nil {
+		ip, err := p.IP(r)
+		if err != nil {
+			Reject(w, r, p.cfg.logger, err)
+			return r, nil, false
+		}
+		r = r.WithContext(WithClientIP(r.Context(), ip))
+	}
+	if f := s.cfg.ipFilter; f != nil {
+		if err := f.Check(r); err != nil {
+			Reject(w, r, f.cfg.logger, err)
+			return r, nil, false
+		}
+	}
+	if err := s.handshakes.Check(r); err != nil {
+		Reject(w, r, s.handshakes.cfg.logger, err)
+		return r, nil, false
+	}
+	release, err := s.connLimit.Acquire(r)
+	if err != nil {
+		Reject(w, r, s.connLimit.cfg.logger, err)
+		return r, nil, false
+	}
+	if s.origin != nil {
+		if err := s.origin.Check(r); err != nil {
+			Reject(w, r, s.origin.cfg.logger, err)
+			release()
+			return r, nil, false
+		}
+	}
+	return r, release, true
 }
 
 func newIDPrefix() string {
@@ -102,10 +142,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Reject(w, r, s.log, errlog.NewError(errlog.Unavailable, errDraining))
 		return
 	}
-	s.chain.ServeHTTP(w, r)
+	r, release, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	if s.next != nil {
+		s.next.ServeHTTP(w, r)
+		return
+	}
+	s.upgrade(w, r)
 }
 
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
+	c := s.accept(w, r)
+	if c == nil {
+		return
+	}
+	if !s.register(c) {
+		c.fail(errlog.NewError(errlog.Canceled, errDraining), nil)
+		c.finish()
+		return
+	}
+	defer s.unregister(c)
+	c.serve()
+}
+
+// accept upgrades the request, or logs why not and returns nil. It is a
+// function of its own so that its large frame (the transport's options)
+// is off the stack while the connection is served: what stays there while
+// an idle connection waits must be under a quarter of a grown 16 KiB stack
+// for the GC to shrink it back to 8 KiB (see internal/bench/RESULTS.md).
+func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 	c := s.newConn(r)
 	tap := &hijackTap{ResponseWriter: w}
 	ws, err := websocket.Accept(tap, r, &websocket.AcceptOptions{
@@ -124,20 +192,13 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		errlog.Log(r.Context(), s.log, "handshake rejected", errlog.NewError(errlog.Protocol, err),
 			slog.String(errlog.KeyRemote, c.remote),
 			slog.Any(errlog.KeyUA, errlog.Untrusted(r.UserAgent())))
-		return
+		return nil
 	}
 	c.ws, c.nc = ws, tap.nc
 	// The transport's limit is a backstop; the loop enforces the limit itself
 	// so that the client sees this package's close reason.
 	ws.SetReadLimit(s.cfg.readLimit + 1)
-
-	if !s.register(c) {
-		c.fail(errlog.NewError(errlog.Canceled, errDraining), nil)
-		c.finish()
-		return
-	}
-	defer s.unregister(c)
-	c.serve()
+	return c
 }
 
 func (s *Server) register(c *Conn) bool {

@@ -1,0 +1,18 @@
+// Package bench measures wsguard against the transports it is compared
+// with: raw coder/websocket, raw gorilla/websocket, the guarded echo with
+// every default guard on, and the full stack (JWT at the handshake, typed
+// JSON decoding and validation, a digest of every message).
+//
+// Every figure is meant to be read as a ratio against raw coder/websocket
+// measured in the same process and the same run: the benchmarks interleave
+// the raw coder reference with the variant under test, and the load
+// command (internal/cmd/load) does the same across processes.
+//
+// The client side is a minimal hand-written WebSocket client that
+// allocates nothing per message, so that allocation counts measured in
+// one process are the server's. Benchmarks run only with -bench:
+//
+//	go test ./internal/bench -run '^$' -bench . -benchtime 2s
+//
+// See RESULTS.md for the last results table and how to regenerate it.
+package bench

@@ -1,0 +1,30 @@
+//go:build unix
+
+package bench
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// RaiseFileLimit raises the soft limit on open files to at least n (a
+// thousand connections need two descriptors each in one process, client
+// and server), as far as the hard limit allows. It returns an error when
+// the limit stays below n.
+func RaiseFileLimit(n uint64) error {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return fmt.Errorf("bench: getrlimit: %w", err)
+	}
+	if r.Cur >= n {
+		return nil
+	}
+	r.Cur = min(n, r.Max)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return fmt.Errorf("bench: setrlimit: %w", err)
+	}
+	if r.Cur < n {
+		return fmt.Errorf("bench: open files limited to %d by the hard limit, need %d", r.Cur, n)
+	}
+	return nil
+}

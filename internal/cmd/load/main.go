@@ -1,0 +1,120 @@
+//go:build unix
+
+// Command load drives the closed-loop echo benchmark across processes: a
+// server process serves every variant of internal/bench (raw
+// coder/websocket, raw gorilla/websocket, the guarded echo, the full
+// stack) and this process loads them in turn, interleaved in rounds, so
+// that every figure is a ratio against raw coder/websocket measured at the
+// same moment. The server reports its own CPU time, allocations and
+// memory, so the client's cost is not counted. It runs on Unix systems
+// (CPU time from getrusage; RSS from /proc, on Linux only).
+//
+// Regenerate the results table (about two minutes on two cores):
+//
+//	go run ./internal/cmd/load -table internal/bench/RESULTS.md
+//
+// By default the server is a child process on loopback. To load a server
+// on another machine, run it there with
+//
+//	go run ./internal/cmd/load -serve -addr 0.0.0.0:9000
+//
+// and point the client at it with -addr host:9000.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	serve      bool
+	child      bool
+	addr       string
+	table      string
+	sizes      []int
+	conns      []int
+	variants   []string
+	runTime    time.Duration
+	rounds     int
+	idle       int
+	cpuprofile string
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&c.serve, "serve", false, "only serve the variants on -addr")
+	fs.BoolVar(&c.child, "child", false, "serve until stdin closes (used by the parent process)")
+	fs.StringVar(&c.addr, "addr", "", "server address; empty starts a server child process on loopback")
+	fs.StringVar(&c.table, "table", "", "also write the results as Markdown to this file, between its results markers when it has them")
+	sizes := fs.String("sizes", "32,1024,32768", "message sizes in bytes")
+	conns := fs.String("conns", "1,64,1000", "connection counts")
+	variants := fs.String("variants", "", "variants to run, comma-separated (default: all in this build)")
+	fs.DurationVar(&c.runTime, "run", 250*time.Millisecond, "length of one variant's run in one round (at least 5 messages per connection)")
+	fs.IntVar(&c.rounds, "rounds", 6, "rounds of interleaved runs per cell")
+	fs.IntVar(&c.idle, "idle", 1000, "connections for the idle memory measurement (0 skips it)")
+	fs.StringVar(&c.cpuprofile, "server-cpuprofile", "", "write the server process's CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	var err error
+	if c.sizes, err = ints(*sizes); err != nil {
+		return c, fmt.Errorf("-sizes: %w", err)
+	}
+	if c.conns, err = ints(*conns); err != nil {
+		return c, fmt.Errorf("-conns: %w", err)
+	}
+	if *variants != "" {
+		c.variants = strings.Split(*variants, ",")
+	}
+	if c.rounds < 1 {
+		return c, errors.New("-rounds must be at least 1")
+	}
+	return c, nil
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if c.serve || c.child {
+		addr := c.addr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		return serve(ctx, addr, c.cpuprofile, c.child, stdout)
+	}
+	return drive(ctx, c, stdout, stderr)
+}
