@@ -1,0 +1,26 @@
+// Package auth authenticates WebSocket clients with JWTs and keeps each
+// connection open only while its token is valid.
+//
+// A [Verifier] checks tokens under a strict profile (the algorithm comes
+// from the key, compact form only, exp required, 5 s leeway, size capped
+// before parsing) with a static key ([NewVerifier]), a key set
+// ([NewKeySetVerifier]) or a remote JWKS ([NewJWKSVerifier]), on
+// github.com/lestrrat-go/jwx/v3.
+//
+// [Middleware] is HTTP middleware that takes the token from the
+// Authorization header, a "bearer.<jwt>" subprotocol entry, a cookie or
+// (only through [InsecureQueryToken]) the query string, verifies it and
+// puts the [Principal] in the request context; it protects any handler.
+// [Sessions] does the same for a wsguard.Server and adds what happens
+// after the upgrade: first-message authentication under a deadline,
+// closing at the token's expiry, in-band refresh for the same subject and
+// revocation ([Revoker], [MemoryRevoker]).
+//
+// Every failure is an errlog.Unauthenticated error: HTTP 401 with
+// WWW-Authenticate before the upgrade, close 4401 after it, with the
+// public text "token expired" or "invalid token" and the reason in the
+// log only. A token is a [Token], which logs as REDACTED; no log line of
+// this package carries one.
+//
+// [Sign] mints real tokens for tests, examples and development tools.
+package auth

@@ -1,0 +1,170 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/wsguard"
+)
+
+// Defaults of [Sessions].
+const (
+	// DefaultAuthTimeout is how long a connection that did not present a
+	// token at the handshake has to send it as its first message.
+	DefaultAuthTimeout = 5 * time.Second
+	// DefaultRevocationInterval is how often an open connection's token
+	// is checked against the [Revoker].
+	DefaultRevocationInterval = time.Minute
+)
+
+// Option configures [Middleware] and [Sessions].
+type Option func(*config)
+
+type config struct {
+	places
+	firstMessage bool
+	authTimeout  time.Duration
+	revoker      Revoker
+	revokeEvery  time.Duration
+	onAuth       func(context.Context, *wsguard.Conn, *Principal) error
+	logger       *slog.Logger
+}
+
+// WithCookie also takes the token from the cookie of the given name when
+// neither the Authorization header nor the subprotocol carries one. A
+// cookie is sent by the browser on its own, so keep the Origin check
+// (wsguard's default) in front.
+func WithCookie(name string) Option {
+	return func(c *config) { c.cookie = name }
+}
+
+// InsecureQueryToken also takes the token from the query parameter of the
+// given name. URLs end up in access logs, proxy logs and browser history,
+// where a token outlives its purpose: use it only for clients that can
+// set neither a header nor a subprotocol. The parameter is removed from
+// the request before anything after this middleware sees it, and this
+// module never logs a query string.
+func InsecureQueryToken(param string) Option {
+	return func(c *config) { c.query = param }
+}
+
+// WithFirstMessage lets a handshake without a token through. With
+// [Sessions], the connection's first text message must then be the token
+// (at most the verifier's size cap), within timeout (non-positive:
+// [DefaultAuthTimeout]); past it the connection closes with 4408. With
+// [Middleware] alone, the handler is called without a principal and must
+// authenticate the client itself. An invalid token is refused either way.
+func WithFirstMessage(timeout time.Duration) Option {
+	return func(c *config) {
+		c.firstMessage = true
+		if timeout > 0 {
+			c.authTimeout = timeout
+		}
+	}
+}
+
+// WithRevoker checks tokens against r at the handshake, on each refresh
+// and, for open connections, every interval (non-positive:
+// [DefaultRevocationInterval]). A revoked token is refused as "invalid
+// token" (HTTP 401, close 4401).
+func WithRevoker(r Revoker, interval time.Duration) Option {
+	return func(c *config) {
+		c.revoker = r
+		if interval > 0 {
+			c.revokeEvery = interval
+		}
+	}
+}
+
+// OnAuthenticated calls f once a connection of [Sessions] is
+// authenticated, from the handshake's token or from its first message:
+// the place to greet the client. An error closes the connection as its
+// code says. [Middleware] alone, which sees no connection, never calls it.
+func OnAuthenticated(f func(ctx context.Context, c *wsguard.Conn, p *Principal) error) Option {
+	return func(c *config) { c.onAuth = f }
+}
+
+// WithLogger sets the logger refused handshakes are logged to; nil means
+// slog.Default(). With [Sessions] pass the server's logger, so that one
+// log holds every line.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// Middleware returns HTTP middleware that authenticates a request before
+// the handler it wraps runs, in front of any handler: a wsguard.Server
+// (which [Sessions.Options] does for you, adding expiry and refresh), or a
+// handler written with another WebSocket library.
+//
+// The token is taken from "Authorization: Bearer <token>", from a
+// "bearer.<token>" entry of Sec-WebSocket-Protocol offered beside an
+// application protocol, and, when configured, from a cookie
+// ([WithCookie]) or the query string ([InsecureQueryToken]). The
+// subprotocol entry is removed from the request, so that the handler
+// selects the application protocol and can never echo the token.
+//
+// A valid token puts its [Principal] in the request context
+// ([PrincipalFrom]) and its subject in wsguard's log lines
+// (wsguard.WithSubject). A missing, invalid, expired or revoked token is
+// answered with 401, `WWW-Authenticate: Bearer error="invalid_token"` and
+// the body "invalid token" or "token expired" (never the token), and
+// logged once with the reason. A missing token is let through only with
+// [WithFirstMessage].
+func Middleware(v *Verifier, opts ...Option) func(http.Handler) http.Handler {
+	return NewSessions(v, opts...).handshake
+}
+
+func (s *Sessions) handshake(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, r, err := s.cfg.extract(r)
+		if err == nil && tok == "" && !s.cfg.firstMessage {
+			err = invalidf("no token", nil)
+		}
+		ss := &session{owner: s}
+		if err == nil && tok != "" {
+			var p *Principal
+			if p, err = s.verify(r.Context(), tok); err == nil {
+				ss.principal.Store(p)
+			}
+		}
+		if err != nil {
+			wsguard.Reject(w, r, s.log, err)
+			return
+		}
+		ctx := withSession(r.Context(), ss)
+		if p := ss.principal.Load(); p != nil {
+			ctx = wsguard.WithSubject(ctx, p.Subject)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// verify verifies tok and checks it against the revoker.
+func (s *Sessions) verify(ctx context.Context, tok Token) (*Principal, error) {
+	p, err := s.v.Verify(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkRevoked(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (s *Sessions) checkRevoked(ctx context.Context, p *Principal) error {
+	if s.cfg.revoker == nil {
+		return nil
+	}
+	revoked, err := s.cfg.revoker.Revoked(ctx, p)
+	switch {
+	case err != nil:
+		return errlog.NewError(errlog.Unavailable, fmt.Errorf("revocation check: %w", err))
+	case revoked:
+		return invalidf("revoked", nil)
+	}
+	return nil
+}

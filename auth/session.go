@@ -1,0 +1,339 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/wsguard"
+)
+
+// Sessions authenticates the connections of a wsguard.Server and keeps
+// each one open only while its token is valid:
+//
+//   - at the handshake, as [Middleware] does; with [WithFirstMessage], a
+//     connection without a handshake token must send it as its first
+//     text message, within the timeout (else close 4408);
+//   - at the token's exp plus the leeway the connection closes with 4401
+//     "token expired", from a timer (no goroutine per connection), and no
+//     message read from then on reaches the handler;
+//   - a refresh message (below) with a new token for the same subject
+//     moves the expiry; a token for another subject closes with 4401;
+//   - with [WithRevoker], tokens are checked at the handshake, on refresh
+//     and periodically; [Sessions.CloseSubject] closes a subject's
+//     connections at once.
+//
+// Install it with its server options:
+//
+//	sessions := auth.NewSessions(verifier, auth.WithFirstMessage(0))
+//	srv := wsguard.New(app, append(sessions.Options(),
+//		wsguard.WithSubprotocols("wsguard.v1"))...)
+//
+// # Refresh
+//
+// A client refreshes with the text message
+//
+//	{"type":"refresh","token":"<jwt>"}
+//
+// written exactly so, as JSON.stringify({type: "refresh", token}) writes
+// it. The middleware consumes it and answers
+//
+//	{"type":"refreshed","exp":<new exp, Unix seconds>}
+//
+// A message starting with {"type":"refresh", that is not exactly of this
+// form, or whose token fails verification or revocation, closes the
+// connection with 4401. Other messages go to the handler.
+type Sessions struct {
+	v   *Verifier
+	cfg config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	bySub map[string]map[*session]struct{}
+}
+
+// NewSessions returns Sessions verifying tokens with v.
+func NewSessions(v *Verifier, opts ...Option) *Sessions {
+	cfg := config{authTimeout: DefaultAuthTimeout, revokeEvery: DefaultRevocationInterval}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Sessions{v: v, cfg: cfg, log: errlog.OrDefault(cfg.logger), bySub: make(map[string]map[*session]struct{})}
+}
+
+// Options returns the server options of s: the handshake middleware (run
+// after wsguard's own guards, so that a flood of bad tokens is rate
+// limited before any is verified), the connect hook that starts the
+// connection's timer, and the message middleware, outermost, that takes
+// the first message as the token when the handshake had none, refuses
+// messages once the token has expired and consumes refresh messages.
+func (s *Sessions) Options() []wsguard.Option {
+	return []wsguard.Option{
+		wsguard.WithHandshake(s.handshake),
+		wsguard.WithConnect(s.connect),
+		wsguard.WithMiddleware(s.middleware),
+	}
+}
+
+func (s *Sessions) middleware(next wsguard.Handler) wsguard.Handler {
+	return wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+		ss := sessionFrom(ctx)
+		p := ss.principal.Load()
+		switch {
+		case p == nil:
+			return s.firstMessage(ctx, ss, m)
+		case s.v.cfg.now().UnixNano() >= ss.until.Load():
+			// The timer closes the connection at this instant; a message
+			// read just before it acts must not be served either.
+			return s.expired(p)
+		case m.Type == wsguard.MessageText && bytes.HasPrefix(m.Data, refreshStart):
+			return s.refresh(ctx, ss, c, m.Data, p)
+		}
+		return next.ServeMessage(ctx, c, m)
+	})
+}
+
+// CloseSubject closes every connection authenticated as sub with 4401
+// "invalid token" and returns how many there were. It waits for their
+// close handshakes, which run in parallel. Revoke the subject first
+// ([MemoryRevoker.RevokeSubject]) so that it cannot reconnect.
+func (s *Sessions) CloseSubject(sub string) int {
+	s.mu.Lock()
+	conns := make([]*wsguard.Conn, 0, len(s.bySub[sub]))
+	for ss := range s.bySub[sub] {
+		conns = append(conns, ss.conn)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { c.CloseWithError(invalidf("subject's connections closed by the application", nil)) })
+	}
+	wg.Wait()
+	return len(conns)
+}
+
+var (
+	errAuthTimeout = errors.New("no token within the authentication timeout")
+)
+
+// The refresh message is {"type":"refresh","token":"<jwt>"}, exactly.
+var (
+	refreshStart  = []byte(`{"type":"refresh",`)
+	refreshPrefix = []byte(`{"type":"refresh","token":"`)
+	refreshSuffix = []byte(`"}`)
+)
+
+// refreshed answers a refresh.
+type refreshed struct {
+	Type string `json:"type"`
+	Exp  int64  `json:"exp"`
+}
+
+// parseRefresh returns the token of a refresh message. A JWT needs no
+// JSON escapes, so the exact form is all there is to read.
+func parseRefresh(data []byte) (Token, bool) {
+	rest, ok := bytes.CutPrefix(data, refreshPrefix)
+	if !ok {
+		return "", false
+	}
+	tok, ok := bytes.CutSuffix(rest, refreshSuffix)
+	if !ok || bytes.ContainsAny(tok, `"\`) {
+		return "", false
+	}
+	return Token(tok), true
+}
+
+// session is one connection's authentication state. The handshake
+// middleware puts it in the request context, so that it reaches the
+// connection's context and every message handler.
+type session struct {
+	owner     *Sessions
+	principal atomic.Pointer[Principal] // nil until authenticated
+	until     atomic.Int64              // exp + leeway, Unix nanoseconds
+
+	mu         sync.Mutex
+	conn       *wsguard.Conn
+	timer      *time.Timer // the auth deadline, then expiry and revocation checks
+	nextCheck  time.Time   // of the revoker
+	registered bool        // in owner.bySub
+	ended      bool
+}
+
+// connect runs right after the upgrade: it starts the expiry timer of a
+// connection authenticated at the handshake, or the deadline of one that
+// must send its token.
+func (s *Sessions) connect(ctx context.Context, c *wsguard.Conn) error {
+	ss := sessionFrom(ctx)
+	ss.mu.Lock()
+	ss.conn = c
+	ss.mu.Unlock()
+	// ctx ends with the connection; the callback costs no goroutine until then.
+	context.AfterFunc(ctx, ss.end)
+	if p := ss.principal.Load(); p != nil {
+		return s.begin(ctx, ss, p)
+	}
+	ss.mu.Lock()
+	if !ss.ended {
+		ss.timer = time.AfterFunc(s.cfg.authTimeout, ss.fire)
+	}
+	ss.mu.Unlock()
+	return nil
+}
+
+// firstMessage authenticates a connection with its first message.
+func (s *Sessions) firstMessage(ctx context.Context, ss *session, m *wsguard.Message) error {
+	if m.Type != wsguard.MessageText {
+		return invalidf("first message is not text", nil)
+	}
+	p, err := s.verify(ctx, Token(m.Data))
+	if err != nil {
+		return err
+	}
+	// A handshake token's subject reached the connection's log lines
+	// through the request context; this one arrives too late for that.
+	ss.conn.SetSubject(p.Subject)
+	return s.begin(ctx, ss, p)
+}
+
+// begin makes p the connection's principal and greets the client.
+func (s *Sessions) begin(ctx context.Context, ss *session, p *Principal) error {
+	ss.renew(p)
+	ss.register()
+	if s.cfg.onAuth != nil {
+		return s.cfg.onAuth(ctx, ss.conn, p)
+	}
+	return nil
+}
+
+func (s *Sessions) refresh(ctx context.Context, ss *session, c *wsguard.Conn, data []byte, old *Principal) error {
+	tok, ok := parseRefresh(data)
+	if !ok {
+		return invalidf("malformed refresh message", nil)
+	}
+	p, err := s.verify(ctx, tok)
+	if err != nil {
+		return err
+	}
+	if p.Subject != old.Subject {
+		return invalidf("refresh for another subject",
+			fmt.Errorf("token for %s, connection of %s", quote(p.Subject), quote(old.Subject)))
+	}
+	ss.renew(p)
+	return c.SendJSON(ctx, refreshed{Type: "refreshed", Exp: p.Expiry.Unix()})
+}
+
+func (s *Sessions) expired(p *Principal) error {
+	return errlog.NewPublicError(errlog.Unauthenticated, textExpired,
+		fmt.Errorf("session expired: exp %s + leeway %s", p.Expiry.UTC().Format(time.RFC3339), s.v.cfg.leeway))
+}
+
+// renew makes p the principal and moves the timer to its expiry.
+func (ss *session) renew(p *Principal) {
+	o := ss.owner
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.principal.Store(p)
+	ss.until.Store(p.Expiry.Add(o.v.cfg.leeway).UnixNano())
+	if o.cfg.revoker != nil {
+		ss.nextCheck = o.v.cfg.now().Add(o.cfg.revokeEvery)
+	}
+	ss.scheduleLocked()
+}
+
+// scheduleLocked sets the timer to the next expiry or revocation check.
+// ss.mu is held.
+func (ss *session) scheduleLocked() {
+	if ss.ended {
+		return
+	}
+	at := time.Unix(0, ss.until.Load())
+	if ss.owner.cfg.revoker != nil && ss.nextCheck.Before(at) {
+		at = ss.nextCheck
+	}
+	d := at.Sub(ss.owner.v.cfg.now())
+	if ss.timer == nil {
+		ss.timer = time.AfterFunc(d, ss.fire)
+	} else {
+		ss.timer.Reset(d)
+	}
+}
+
+// fire runs on the connection's timer: it closes a connection whose
+// authentication deadline or token expiry has come, or checks the
+// revoker when that is due.
+func (ss *session) fire() {
+	o := ss.owner
+	ss.mu.Lock()
+	if ss.ended {
+		ss.mu.Unlock()
+		return
+	}
+	c, p, now := ss.conn, ss.principal.Load(), o.v.cfg.now()
+	var err error
+	check := false
+	switch {
+	case p == nil:
+		err = errlog.NewError(errlog.DeadlineExceeded, errAuthTimeout)
+	case now.UnixNano() >= ss.until.Load():
+		err = o.expired(p)
+	case o.cfg.revoker != nil && !now.Before(ss.nextCheck):
+		check = true
+		ss.nextCheck = now.Add(o.cfg.revokeEvery)
+	}
+	if err == nil {
+		ss.scheduleLocked()
+	}
+	ss.mu.Unlock()
+	if check {
+		err = o.checkRevoked(c.Context(), p)
+	}
+	if err != nil {
+		c.CloseWithError(err)
+	}
+}
+
+// register adds ss to its subject's connections, unless it has ended.
+func (ss *session) register() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.ended || ss.registered {
+		return
+	}
+	ss.registered = true
+	sub := ss.principal.Load().Subject
+	o := ss.owner
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.bySub[sub] == nil {
+		o.bySub[sub] = make(map[*session]struct{})
+	}
+	o.bySub[sub][ss] = struct{}{}
+}
+
+// end runs when the connection ends: it stops the timer and forgets ss.
+func (ss *session) end() {
+	ss.mu.Lock()
+	ss.ended = true
+	if ss.timer != nil {
+		ss.timer.Stop()
+	}
+	registered := ss.registered
+	ss.mu.Unlock()
+	if !registered {
+		return
+	}
+	sub := ss.principal.Load().Subject
+	o := ss.owner
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.bySub[sub], ss)
+	if len(o.bySub[sub]) == 0 {
+		delete(o.bySub, sub)
+	}
+}

@@ -1,0 +1,362 @@
+package auth_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/wsguard/kit/auth"
+	"github.com/wsguard/kit/internal/wstest"
+	"github.com/wsguard/kit/wsguard"
+)
+
+func TestSessionHandshakeToken(t *testing.T) {
+	t.Parallel()
+	h := start(t, hsVerifier(t), nil)
+	tok := mint(t, valid("alice", time.Hour))
+	tests := []struct {
+		name  string
+		opts  *websocket.DialOptions
+		proto string
+	}{
+		{"Authorization header", bearer(tok), ""},
+		{"subprotocol", &websocket.DialOptions{Subprotocols: []string{"wsguard.v1", "bearer." + string(tok)}}, "wsguard.v1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, h.url, tt.opts)
+			if c.Subprotocol() != tt.proto {
+				t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), tt.proto)
+			}
+			if got := read(t, c); got != "Authenticated!" {
+				t.Fatalf("greeting %q", got)
+			}
+			write(t, c, "hello")
+			if got := read(t, c); got != "Server received: hello" {
+				t.Fatalf("echo %q", got)
+			}
+			_ = c.Close(websocket.StatusNormalClosure, "")
+		})
+	}
+	t.Run("logs", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, h.url, bearer(mint(t, valid("carol", time.Hour))))
+		read(t, c)
+		_ = c.Close(websocket.StatusNormalClosure, "")
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			for _, l := range h.logs.Find(t, "connection closed") {
+				if l["sub"] == "carol" {
+					return
+				}
+			}
+		}
+		t.Fatalf("no closing line with the subject:\n%s", h.logs)
+	})
+}
+
+func TestSessionFirstMessage(t *testing.T) {
+	t.Parallel()
+	h := start(t, hsVerifier(t), []auth.Option{auth.WithFirstMessage(0)})
+	now := time.Now()
+	good := valid("alice", time.Hour)
+	with := func(f func(*auth.Claims)) auth.Claims {
+		c := good
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name   string
+		tok    func(t *testing.T) auth.Token
+		reason string // "" for a valid token, else the close reason
+	}{
+		{"valid", func(t *testing.T) auth.Token { return mint(t, good) }, ""},
+		{"bad signature", func(t *testing.T) auth.Token {
+			return must(auth.Sign(jwa.HS256(), []byte("another-secret-of-32-bytes-long!"), good))
+		}, "invalid token"},
+		{"alg none", func(*testing.T) auth.Token {
+			return handmade(`{"alg":"none"}`, `{"sub":"alice","exp":4102444800}`, "")
+		}, "invalid token"},
+		{"another algorithm", func(t *testing.T) auth.Token {
+			return must(auth.Sign(jwa.HS384(), append(secret, secret[:16]...), good))
+		}, "invalid token"},
+		{"expired", func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.Expiry = now.Add(-time.Minute) }))
+		}, "token expired"},
+		{"no exp", func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.Expiry = time.Time{} }))
+		}, "invalid token"},
+		{"no sub", func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.Subject = "" }))
+		}, "invalid token"},
+		{"malformed", func(*testing.T) auth.Token { return "hello" }, "invalid token"},
+		{"oversized", func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.Extra = map[string]any{"pad": strings.Repeat("x", 9<<10)} }))
+		}, "invalid token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, h.url, nil)
+			tok := tt.tok(t)
+			write(t, c, string(tok))
+			if tt.reason == "" {
+				if got := read(t, c); got != "Authenticated!" {
+					t.Fatalf("greeting %q", got)
+				}
+				write(t, c, "hello")
+				if got := read(t, c); got != "Server received: hello" {
+					t.Fatalf("echo %q", got)
+				}
+				return
+			}
+			code, reason, msgs := closeOf(t, c, 5*time.Second)
+			if code != 4401 || reason != tt.reason || len(msgs) != 0 {
+				t.Fatalf("closed %d %q after %q, want 4401 %q", code, reason, msgs, tt.reason)
+			}
+			if strings.Contains(h.logs.String(), string(tok)) {
+				t.Fatalf("the token is in the log:\n%s", h.logs)
+			}
+		})
+	}
+}
+
+func TestSessionAuthTimeout(t *testing.T) {
+	t.Parallel()
+	for _, timeout := range []time.Duration{0, 2 * time.Second} {
+		t.Run(timeout.String(), func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				b := startBubble(t, hsVerifier(t), []auth.Option{auth.WithFirstMessage(timeout)})
+				c := b.dial(t, nil)
+				start := time.Now()
+				code, reason, _ := closeOf(t, c, time.Minute)
+				want := timeout
+				if want == 0 {
+					want = auth.DefaultAuthTimeout
+				}
+				if code != 4408 || reason != "timeout" || time.Since(start) != want {
+					t.Fatalf("closed %d %q after %v, want 4408 after %v", code, reason, time.Since(start), want)
+				}
+			})
+		})
+	}
+}
+
+func TestSessionExpiry(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		first bool
+	}{
+		{"handshake token", false},
+		{"first-message token", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				var opts []auth.Option
+				if tt.first {
+					opts = append(opts, auth.WithFirstMessage(0))
+				}
+				b := startBubble(t, hsVerifier(t), opts)
+				start := time.Now()
+				tok := mint(t, auth.Claims{Subject: "alice", Expiry: start.Add(30 * time.Second)})
+				var c *websocket.Conn
+				if tt.first {
+					c = b.dial(t, nil)
+					write(t, c, string(tok))
+				} else {
+					c = b.dial(t, bearer(tok))
+				}
+				if got := read(t, c); got != "Authenticated!" {
+					t.Fatalf("greeting %q", got)
+				}
+				time.Sleep(20 * time.Second)
+				write(t, c, "still here")
+				if got := read(t, c); got != "Server received: still here" {
+					t.Fatalf("echo %q", got)
+				}
+				code, reason, _ := closeOf(t, c, time.Hour)
+				if code != 4401 || reason != "token expired" {
+					t.Fatalf("closed %d %q", code, reason)
+				}
+				if got, want := time.Since(start), 30*time.Second+auth.DefaultLeeway; got != want {
+					t.Fatalf("closed after %v, want exp + leeway = %v", got, want)
+				}
+			})
+		})
+	}
+}
+
+// TestSessionNoDispatchAfterExpiry reads a message after exp + leeway
+// before the timer has acted: it must not reach the handler.
+func TestSessionNoDispatchAfterExpiry(t *testing.T) {
+	t.Parallel()
+	var skew atomic.Int64
+	v := hsVerifier(t, auth.WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }))
+	var served atomic.Int32
+	logs := &wstest.Logs{}
+	sessions := auth.NewSessions(v, auth.WithLogger(logTo(logs)))
+	srv := wsguard.New(wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+		served.Add(1)
+		return c.SendText(ctx, "served")
+	}), append(sessions.Options(), wsguard.WithLogger(logTo(logs)))...)
+	ts := serve(t, srv)
+	c := dial(t, ts, bearer(mint(t, valid("alice", time.Minute))))
+	write(t, c, "before")
+	if got := read(t, c); got != "served" {
+		t.Fatalf("reply %q", got)
+	}
+	// The verifier's clock passes exp + leeway; the real timer is a
+	// minute away.
+	skew.Store(int64(2 * time.Minute))
+	write(t, c, "after")
+	code, reason, msgs := closeOf(t, c, 5*time.Second)
+	if code != 4401 || reason != "token expired" || len(msgs) != 0 || served.Load() != 1 {
+		t.Fatalf("closed %d %q after %q, served %d: the late message was dispatched", code, reason, msgs, served.Load())
+	}
+}
+
+func TestSessionRefresh(t *testing.T) {
+	t.Parallel()
+	refresh := func(tok auth.Token) string { return `{"type":"refresh","token":"` + string(tok) + `"}` }
+	tests := []struct {
+		name   string
+		msg    func(t *testing.T, start time.Time) string
+		reason string // "" when the refresh succeeds
+	}{
+		{"same subject", func(t *testing.T, start time.Time) string {
+			return refresh(mint(t, auth.Claims{Subject: "alice", Expiry: start.Add(2 * time.Minute)}))
+		}, ""},
+		{"other subject", func(t *testing.T, start time.Time) string {
+			return refresh(mint(t, auth.Claims{Subject: "mallory", Expiry: start.Add(2 * time.Minute)}))
+		}, "invalid token"},
+		{"expired token", func(t *testing.T, start time.Time) string {
+			return refresh(mint(t, auth.Claims{Subject: "alice", Expiry: start.Add(-time.Minute)}))
+		}, "token expired"},
+		{"bad signature", func(t *testing.T, start time.Time) string {
+			return refresh(must(auth.Sign(jwa.HS256(), []byte("another-secret-of-32-bytes-long!"),
+				auth.Claims{Subject: "alice", Expiry: start.Add(2 * time.Minute)})))
+		}, "invalid token"},
+		{"not the exact form", func(t *testing.T, start time.Time) string {
+			return `{"type":"refresh", "token":"` + string(mint(t, auth.Claims{Subject: "alice", Expiry: start.Add(2 * time.Minute)})) + `"}`
+		}, "invalid token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				b := startBubble(t, hsVerifier(t), nil)
+				start := time.Now()
+				c := b.dial(t, bearer(mint(t, auth.Claims{Subject: "alice", Expiry: start.Add(30 * time.Second)})))
+				read(t, c)
+				time.Sleep(20 * time.Second)
+				write(t, c, tt.msg(t, start))
+				if tt.reason != "" {
+					code, reason, msgs := closeOf(t, c, time.Hour)
+					if code != 4401 || reason != tt.reason || len(msgs) != 0 {
+						t.Fatalf("closed %d %q after %q, want 4401 %q", code, reason, msgs, tt.reason)
+					}
+					return
+				}
+				var ack struct {
+					Type string `json:"type"`
+					Exp  int64  `json:"exp"`
+				}
+				if err := json.Unmarshal([]byte(read(t, c)), &ack); err != nil || ack.Type != "refreshed" ||
+					ack.Exp != start.Add(2*time.Minute).Unix() {
+					t.Fatalf("ack %+v, %v", ack, err)
+				}
+				// Past the old expiry the connection still serves.
+				time.Sleep(time.Minute)
+				write(t, c, `{"type":"refreshments"}`)
+				if got := read(t, c); got != `Server received: {"type":"refreshments"}` {
+					t.Fatalf("echo %q", got)
+				}
+				code, reason, _ := closeOf(t, c, time.Hour)
+				if code != 4401 || reason != "token expired" || time.Since(start) != 2*time.Minute+auth.DefaultLeeway {
+					t.Fatalf("closed %d %q after %v, want at the new exp + leeway", code, reason, time.Since(start))
+				}
+			})
+		})
+	}
+}
+
+func TestSessionRevocation(t *testing.T) {
+	t.Parallel()
+	t.Run("checked periodically", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			rev := auth.NewMemoryRevoker()
+			b := startBubble(t, hsVerifier(t), []auth.Option{auth.WithRevoker(rev, 10*time.Second)})
+			start := time.Now()
+			claims := auth.Claims{Subject: "alice", Expiry: start.Add(time.Hour), ID: "t-1"}
+			c := b.dial(t, bearer(mint(t, claims)))
+			read(t, c)
+			time.Sleep(25 * time.Second)
+			rev.RevokeToken("t-1", claims.Expiry.Add(auth.DefaultLeeway))
+			code, reason, _ := closeOf(t, c, time.Hour)
+			if code != 4401 || reason != "invalid token" || time.Since(start) != 30*time.Second {
+				t.Fatalf("closed %d %q after %v, want 4401 at the next check (30s)", code, reason, time.Since(start))
+			}
+		})
+	})
+	t.Run("on refresh", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			rev := auth.NewMemoryRevoker()
+			b := startBubble(t, hsVerifier(t), []auth.Option{auth.WithRevoker(rev, 0)})
+			c := b.dial(t, bearer(mint(t, valid("alice", time.Hour))))
+			read(t, c)
+			next := valid("alice", 2*time.Hour)
+			rev.RevokeToken(next.ID, next.Expiry)
+			write(t, c, `{"type":"refresh","token":"`+string(mint(t, next))+`"}`)
+			if code, reason, _ := closeOf(t, c, time.Minute); code != 4401 || reason != "invalid token" {
+				t.Fatalf("closed %d %q", code, reason)
+			}
+		})
+	})
+	t.Run("close a subject now", func(t *testing.T) {
+		t.Parallel()
+		h := start(t, hsVerifier(t), nil)
+		alice1 := dial(t, h.url, bearer(mint(t, valid("alice", time.Hour))))
+		alice2 := dial(t, h.url, bearer(mint(t, valid("alice", time.Hour))))
+		bob := dial(t, h.url, bearer(mint(t, valid("bob", time.Hour))))
+		for _, c := range []*websocket.Conn{alice1, alice2, bob} {
+			read(t, c)
+		}
+		var wg sync.WaitGroup
+		for _, c := range []*websocket.Conn{alice1, alice2} {
+			wg.Go(func() {
+				if code, reason, _ := closeOf(t, c, 5*time.Second); code != 4401 || reason != "invalid token" {
+					t.Errorf("closed %d %q", code, reason)
+				}
+			})
+		}
+		if n := h.sessions.CloseSubject("alice"); n != 2 {
+			t.Fatalf("CloseSubject closed %d connections, want 2", n)
+		}
+		wg.Wait()
+		write(t, bob, "hi")
+		if got := read(t, bob); got != "Server received: hi" {
+			t.Fatalf("bob's connection: %q", got)
+		}
+		// A connection is forgotten when its serving goroutine ends,
+		// just after the close handshake CloseSubject waits for.
+		for deadline := time.Now().Add(5 * time.Second); h.sessions.CloseSubject("alice") != 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("closed connections are still tracked")
+			}
+		}
+	})
+}

@@ -1,0 +1,439 @@
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/wsguard/kit/errlog"
+)
+
+// Defaults of the strict profile.
+const (
+	// DefaultLeeway is the clock skew allowed on exp, nbf and iat: enough
+	// for servers whose clocks are synchronised, too little to matter to
+	// an attacker holding an expired token.
+	DefaultLeeway = 5 * time.Second
+	// DefaultMaxTokenSize caps a token before any parsing, so that a
+	// client cannot make the server decode megabytes of base64 and JSON.
+	DefaultMaxTokenSize = 8 << 10
+)
+
+// The public texts of an authentication failure: a client may tell "get a
+// new token" from "this token is no good", and learn nothing more.
+const (
+	textInvalid = "invalid token"
+	textExpired = "token expired"
+)
+
+// minRSABits is the smallest RSA modulus accepted, after NIST SP 800-131A.
+const minRSABits = 2048
+
+// Verifier checks bearer tokens under a strict profile:
+//
+//   - the algorithm comes from the key, never from the token, so "alg":
+//     "none" and HS/RS confusion are refused before the signature is
+//     looked at;
+//   - only the compact JWS form is accepted, at most 8 KiB
+//     ([WithMaxTokenSize]), measured before parsing;
+//   - exp and sub are required (jwx alone accepts a token without exp),
+//     and exp, nbf and iat are honoured with a leeway of 5 s
+//     ([WithLeeway]);
+//   - iss and aud are enforced when configured ([WithIssuer],
+//     [WithAudience]), as are further required claims
+//     ([WithRequiredClaims]) and a maximum lifetime ([WithMaxLifetime]).
+//
+// Every failure is an errlog.Unauthenticated error whose public text is
+// "token expired" for an expired token and "invalid token" otherwise; the
+// reason (bad signature, wrong issuer, ...) is in the error's detail, for
+// the log. A Verifier is safe for concurrent use.
+type Verifier struct {
+	cfg  verifierConfig
+	alg  string      // the algorithm bound to a static key; "" for key sets
+	keys jwk.Set     // key-set verifiers
+	jwks *jwksSource // remote key sets
+	opts []jwt.ParseOption
+}
+
+// VerifierOption configures a [Verifier].
+type VerifierOption func(*verifierConfig)
+
+type verifierConfig struct {
+	issuer      string
+	audience    string
+	required    []string
+	leeway      time.Duration
+	maxLifetime time.Duration
+	maxSize     int
+	now         func() time.Time
+	jwks        jwksConfig
+	jwksOption  string // the name of a JWKS-only option given, for the error
+}
+
+// WithIssuer requires the iss claim to be iss.
+func WithIssuer(iss string) VerifierOption {
+	return func(c *verifierConfig) { c.issuer = iss }
+}
+
+// WithAudience requires the aud claim to contain aud.
+func WithAudience(aud string) VerifierOption {
+	return func(c *verifierConfig) { c.audience = aud }
+}
+
+// WithRequiredClaims requires claims beyond exp and sub, which are always
+// required. Only their presence is checked.
+func WithRequiredClaims(names ...string) VerifierOption {
+	return func(c *verifierConfig) { c.required = append(c.required, names...) }
+}
+
+// WithLeeway sets the clock skew allowed on exp, nbf and iat; the default
+// is [DefaultLeeway]. A negative value means none. A session closes at exp
+// plus the leeway.
+func WithLeeway(d time.Duration) VerifierOption {
+	return func(c *verifierConfig) { c.leeway = max(d, 0) }
+}
+
+// WithMaxLifetime refuses tokens whose exp - iat is over d (plus the
+// leeway), and therefore requires iat: a stolen long-lived token is worth
+// more than a short one, and the issuer's setting is not always ours.
+func WithMaxLifetime(d time.Duration) VerifierOption {
+	return func(c *verifierConfig) { c.maxLifetime = d }
+}
+
+// WithMaxTokenSize sets the largest token accepted, in bytes; the default
+// is [DefaultMaxTokenSize]. A non-positive value keeps the default.
+func WithMaxTokenSize(n int) VerifierOption {
+	return func(c *verifierConfig) {
+		if n > 0 {
+			c.maxSize = n
+		}
+	}
+}
+
+// WithClock sets the clock tokens are checked against; nil means
+// time.Now. It is for tests of verification alone: sessions schedule
+// their expiry on real timers, so a test of a session uses
+// testing/synctest instead.
+func WithClock(now func() time.Time) VerifierOption {
+	return func(c *verifierConfig) { c.now = now }
+}
+
+func newVerifierConfig(opts []VerifierOption) verifierConfig {
+	c := verifierConfig{
+		leeway:  DefaultLeeway,
+		maxSize: DefaultMaxTokenSize,
+		jwks:    defaultJWKSConfig(),
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// noJWKSOptions refuses a JWKS-only option given to a verifier of a local
+// key, where it would silently do nothing.
+func (c *verifierConfig) noJWKSOptions() error {
+	if c.jwksOption != "" {
+		return fmt.Errorf("auth: %s applies to NewJWKSVerifier only", c.jwksOption)
+	}
+	return nil
+}
+
+// parseOptions returns the jwt.Parse options of the strict profile with
+// the given key option.
+func (c *verifierConfig) parseOptions(key jwt.ParseOption) []jwt.ParseOption {
+	o := []jwt.ParseOption{
+		key,
+		jwt.WithValidate(true),
+		jwt.WithAcceptableSkew(c.leeway),
+		jwt.WithClock(jwt.ClockFunc(c.now)),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithRequiredClaim(jwt.SubjectKey),
+	}
+	for _, name := range c.required {
+		o = append(o, jwt.WithRequiredClaim(name))
+	}
+	if c.issuer != "" {
+		o = append(o, jwt.WithIssuer(c.issuer))
+	}
+	if c.audience != "" {
+		o = append(o, jwt.WithAudience(c.audience))
+	}
+	if c.maxLifetime > 0 {
+		o = append(o, jwt.WithMaxDelta(c.maxLifetime, jwt.ExpirationKey, jwt.IssuedAtKey))
+	}
+	return o
+}
+
+// NewVerifier returns a verifier of tokens signed with key under alg, and
+// only alg. key is the public key ([]byte of at least the hash size for
+// HMAC: 32 bytes for HS256; an RSA key of at least 2048 bits for RS* and
+// PS*; an ECDSA key on the algorithm's curve for ES*; an Ed25519 key for
+// EdDSA and Ed25519). A private key is accepted and its public half used.
+func NewVerifier(alg jwa.SignatureAlgorithm, key any, opts ...VerifierOption) (*Verifier, error) {
+	cfg := newVerifierConfig(opts)
+	if err := cfg.noJWKSOptions(); err != nil {
+		return nil, err
+	}
+	pub, err := checkKey(alg, key)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return &Verifier{cfg: cfg, alg: alg.String(), opts: cfg.parseOptions(jwt.WithKey(alg, pub))}, nil
+}
+
+// NewKeySetVerifier returns a verifier of tokens signed with one of the
+// keys of set. Each key must carry its algorithm ("alg") and key ID
+// ("kid"); a token must name the key by kid and use that key's algorithm.
+func NewKeySetVerifier(set jwk.Set, opts ...VerifierOption) (*Verifier, error) {
+	cfg := newVerifierConfig(opts)
+	if err := cfg.noJWKSOptions(); err != nil {
+		return nil, err
+	}
+	if err := checkKeySet(set); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return &Verifier{cfg: cfg, keys: set, opts: cfg.parseOptions(jwt.WithKeySet(set))}, nil
+}
+
+func checkKeySet(set jwk.Set) error {
+	if set == nil || set.Len() == 0 {
+		return errors.New("empty key set")
+	}
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		if _, ok := k.Algorithm(); !ok {
+			return fmt.Errorf("key %d has no alg: the algorithm must come from the key, not the token", i)
+		}
+		if _, ok := k.KeyID(); !ok {
+			return fmt.Errorf("key %d has no kid", i)
+		}
+	}
+	return nil
+}
+
+// checkKey returns the public key to verify alg with, or why key does not
+// fit alg.
+func checkKey(alg jwa.SignatureAlgorithm, key any) (any, error) {
+	switch name := alg.String(); name {
+	case "HS256", "HS384", "HS512":
+		b, ok := key.([]byte)
+		if !ok {
+			return nil, fmt.Errorf("%s needs a []byte key, not %T", name, key)
+		}
+		// RFC 7518 section 3.2: a key at least as long as the hash output.
+		if need := hashBytes(name); len(b) < need {
+			return nil, fmt.Errorf("%s needs a key of at least %d bytes, got %d", name, need, len(b))
+		}
+		return b, nil
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
+		var pub *rsa.PublicKey
+		switch k := key.(type) {
+		case *rsa.PublicKey:
+			pub = k
+		case *rsa.PrivateKey:
+			pub = &k.PublicKey
+		default:
+			return nil, fmt.Errorf("%s needs an RSA key, not %T", name, key)
+		}
+		if pub.N.BitLen() < minRSABits {
+			return nil, fmt.Errorf("%s needs an RSA key of at least %d bits, got %d", name, minRSABits, pub.N.BitLen())
+		}
+		return pub, nil
+	case "ES256", "ES384", "ES512":
+		var pub *ecdsa.PublicKey
+		switch k := key.(type) {
+		case *ecdsa.PublicKey:
+			pub = k
+		case *ecdsa.PrivateKey:
+			pub = &k.PublicKey
+		default:
+			return nil, fmt.Errorf("%s needs an ECDSA key, not %T", name, key)
+		}
+		curve := map[string]elliptic.Curve{"ES256": elliptic.P256(), "ES384": elliptic.P384(), "ES512": elliptic.P521()}[name]
+		if pub.Curve != curve {
+			return nil, fmt.Errorf("%s needs a key on %s", name, curve.Params().Name)
+		}
+		return pub, nil
+	case "EdDSA", "Ed25519":
+		switch k := key.(type) {
+		case ed25519.PublicKey:
+			return k, nil
+		case ed25519.PrivateKey:
+			return k.Public(), nil
+		}
+		return nil, fmt.Errorf("%s needs an Ed25519 key, not %T", name, key)
+	default:
+		return nil, fmt.Errorf("algorithm %s is not supported", quote(name))
+	}
+}
+
+// hashBytes returns the output size of the hash of an HS* algorithm.
+func hashBytes(alg string) int {
+	switch alg {
+	case "HS384":
+		return 48
+	case "HS512":
+		return 64
+	}
+	return 32
+}
+
+// Verify checks t and returns whom it authenticates. ctx bounds a key-set
+// refresh of a JWKS verifier; a local key needs no I/O.
+func (v *Verifier) Verify(ctx context.Context, t Token) (*Principal, error) {
+	switch {
+	case t == "":
+		return nil, invalidf("no token", nil)
+	case len(t) > v.cfg.maxSize:
+		return nil, invalidf("token too large", fmt.Errorf("%d bytes, over the cap of %d", len(t), v.cfg.maxSize))
+	}
+	h, err := parseHeader(string(t))
+	if err != nil {
+		return nil, invalidf("malformed token", err)
+	}
+	if err := v.checkHeader(ctx, h); err != nil {
+		return nil, err
+	}
+	tok, err := jwt.ParseString(string(t), v.opts...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	p := newPrincipal(tok)
+	if p.Subject == "" {
+		return nil, invalidf("empty subject", nil)
+	}
+	return p, nil
+}
+
+// checkHeader refuses what the key rules out before any signature work,
+// and names it in the log: an unsigned token, another algorithm than the
+// key's, a key-set token without a kid. For a JWKS verifier it fetches
+// the key set again when kid is unknown.
+func (v *Verifier) checkHeader(ctx context.Context, h header) error {
+	if strings.EqualFold(h.Alg, "none") {
+		return invalidf("unsigned token", errors.New(`alg "none"`))
+	}
+	if v.alg != "" {
+		if h.Alg != v.alg {
+			return invalidf("algorithm not allowed",
+				fmt.Errorf("token says %s, the key is bound to %s", quote(h.Alg), v.alg))
+		}
+		return nil
+	}
+	if h.Kid == "" {
+		return invalidf("no kid", errors.New("a key-set verifier needs the token to name its key"))
+	}
+	if v.jwks != nil {
+		return v.jwks.lookup(ctx, h.Kid)
+	}
+	if _, ok := v.keys.LookupKeyID(h.Kid); !ok {
+		return invalidf("unknown kid", fmt.Errorf("%s is not in the key set", quote(h.Kid)))
+	}
+	return nil
+}
+
+// header is the part of a JWS protected header read before verification.
+type header struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+}
+
+// parseHeader checks that s has the compact form (three base64url parts,
+// none empty) and decodes its header. jwx would also take the JSON form
+// and an unsigned raw JWT; this profile takes neither. An unsigned token
+// ("alg":"none", empty signature) gets as far as its header, so that the
+// log can name it.
+func parseHeader(s string) (header, error) {
+	var h header
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return h, fmt.Errorf("%d dot-separated parts, want 3", len(parts))
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(parts[0])
+	if err != nil {
+		return h, fmt.Errorf("header: %w", err)
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return h, fmt.Errorf("header: %w", err)
+	}
+	if strings.EqualFold(h.Alg, "none") {
+		return h, nil
+	}
+	if h.Alg == "" {
+		return h, errors.New("header has no alg")
+	}
+	for i, p := range parts[1:] {
+		if p == "" || !isBase64URL(p) {
+			return h, fmt.Errorf("part %d is empty or not base64url", i+2)
+		}
+	}
+	return h, nil
+}
+
+func isBase64URL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// classify maps a jwx error to an Unauthenticated error with a reason for
+// the log. Only expiry gets its own public text.
+func classify(err error) error {
+	if errors.Is(err, jwt.TokenExpiredError()) {
+		return errlog.NewPublicError(errlog.Unauthenticated, textExpired, fmt.Errorf("expired: %w", err))
+	}
+	reason := "malformed token"
+	switch {
+	case errors.Is(err, jwt.TokenNotYetValidError()):
+		reason = "not yet valid"
+	case errors.Is(err, jwt.InvalidIssuedAtError()):
+		reason = "issued in the future"
+	case errors.Is(err, jwt.InvalidIssuerError()):
+		reason = "wrong issuer"
+	case errors.Is(err, jwt.InvalidAudienceError()):
+		reason = "wrong audience"
+	case errors.Is(err, jwt.MissingRequiredClaimError()):
+		reason = "missing claim"
+	case errors.Is(err, jws.VerifyError()):
+		reason = "bad signature"
+	case errors.Is(err, jwt.ValidateError()):
+		reason = "invalid claims"
+	}
+	return invalidf(reason, err)
+}
+
+// invalidf returns an Unauthenticated error with the public text "invalid
+// token" and the reason, followed by err when there is one, as its detail.
+func invalidf(reason string, err error) error {
+	if err == nil {
+		err = errors.New(reason)
+	} else {
+		err = fmt.Errorf("%s: %w", reason, err)
+	}
+	return errlog.NewPublicError(errlog.Unauthenticated, textInvalid, err)
+}
+
+// quote quotes a string taken from a token for an error's detail, escaped
+// and bounded as errlog.Untrusted logs it.
+func quote(s string) string { return `"` + errlog.Escape(s) + `"` }

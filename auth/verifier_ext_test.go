@@ -1,0 +1,391 @@
+package auth_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/wsguard/kit/auth"
+	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/internal/wstest"
+)
+
+// rsaKey is generated once: 2048-bit generation is slow.
+var rsaKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// checkRefused checks that err is an Unauthenticated error with the given
+// public text whose detail names reason and never contains tok.
+func checkRefused(t *testing.T, err error, tok auth.Token, text, reason string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted, want refused with %q (%s)", text, reason)
+	}
+	if c := errlog.CodeOf(err); c != errlog.Unauthenticated {
+		t.Errorf("code = %v, want unauthenticated (err %v)", c, err)
+	}
+	if got := errlog.TextOf(err); got != text {
+		t.Errorf("public text = %q, want %q (err %v)", got, text, err)
+	}
+	if !strings.Contains(err.Error(), reason) {
+		t.Errorf("detail %q does not name the reason %q", err.Error(), reason)
+	}
+	if tok != "" && strings.Contains(err.Error(), string(tok)) {
+		t.Errorf("error detail contains the token: %v", err)
+	}
+}
+
+func TestVerifyStrictProfile(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	good := auth.Claims{Subject: "alice", Expiry: now.Add(time.Hour), IssuedAt: now, ID: "t-1",
+		Extra: map[string]any{"scope": "chat"}}
+	with := func(f func(*auth.Claims)) auth.Claims {
+		c := good
+		f(&c)
+		return c
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: must(x509.MarshalPKIXPublicKey(&rsaKey().PublicKey))})
+	rsaVerifier := must(auth.NewVerifier(jwa.RS256(), &rsaKey().PublicKey))
+
+	tests := []struct {
+		name   string
+		v      *auth.Verifier // nil: HS256 with secret and opts
+		opts   []auth.VerifierOption
+		tok    func(t *testing.T) auth.Token
+		text   string // "" when the token is valid
+		reason string
+	}{
+		{name: "valid", tok: func(t *testing.T) auth.Token { return mint(t, good) }},
+		{name: "expired within the leeway", tok: func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.Expiry = now.Add(-2 * time.Second) }))
+		}},
+		{name: "expired", text: "token expired", reason: "expired", tok: func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.Expiry = now.Add(-time.Minute) }))
+		}},
+		{name: "expired past a smaller leeway", opts: []auth.VerifierOption{auth.WithLeeway(time.Second)},
+			text: "token expired", reason: "expired", tok: func(t *testing.T) auth.Token {
+				return mint(t, with(func(c *auth.Claims) { c.Expiry = now.Add(-3 * time.Second) }))
+			}},
+		{name: "bad signature", text: "invalid token", reason: "bad signature", tok: func(t *testing.T) auth.Token {
+			tok, err := auth.Sign(jwa.HS256(), []byte("another-secret-of-32-bytes-long!"), good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}},
+		{name: "tampered payload", text: "invalid token", reason: "bad signature", tok: func(t *testing.T) auth.Token {
+			parts := strings.Split(string(mint(t, good)), ".")
+			evil := strings.Split(string(mint(t, with(func(c *auth.Claims) { c.Subject = "root" }))), ".")
+			return auth.Token(parts[0] + "." + evil[1] + "." + parts[2])
+		}},
+		{name: "alg none", text: "invalid token", reason: "unsigned token", tok: func(*testing.T) auth.Token {
+			return handmade(`{"alg":"none","typ":"JWT"}`, `{"sub":"alice","exp":4102444800}`, "")
+		}},
+		{name: "alg None with a signature", text: "invalid token", reason: "unsigned token", tok: func(*testing.T) auth.Token {
+			return handmade(`{"alg":"None"}`, `{"sub":"alice","exp":4102444800}`, "sig")
+		}},
+		{name: "another algorithm", text: "invalid token", reason: "algorithm not allowed", tok: func(t *testing.T) auth.Token {
+			tok, err := auth.Sign(jwa.HS384(), append(secret, secret[:16]...), good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}},
+		{name: "HS256 signed with the RSA public key", v: rsaVerifier, text: "invalid token", reason: "algorithm not allowed",
+			tok: func(t *testing.T) auth.Token {
+				tok, err := auth.Sign(jwa.HS256(), pubPEM, good)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tok
+			}},
+		{name: "no exp", text: "invalid token", reason: "missing claim", tok: func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.Expiry = time.Time{} }))
+		}},
+		{name: "no sub", text: "invalid token", reason: "missing claim", tok: func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.Subject = "" }))
+		}},
+		{name: "empty sub", text: "invalid token", reason: "empty subject", tok: func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.Subject = ""; c.Extra = map[string]any{"sub": ""} }))
+		}},
+		{name: "not yet valid", text: "invalid token", reason: "not yet valid", tok: func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.NotBefore = now.Add(time.Minute) }))
+		}},
+		{name: "nbf within the leeway", tok: func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.NotBefore = now.Add(2 * time.Second) }))
+		}},
+		{name: "issued in the future", text: "invalid token", reason: "issued in the future", tok: func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.IssuedAt = now.Add(time.Minute) }))
+		}},
+		{name: "empty", text: "invalid token", reason: "no token", tok: func(*testing.T) auth.Token { return "" }},
+		{name: "oversized", text: "invalid token", reason: "token too large", tok: func(t *testing.T) auth.Token {
+			return mint(t, with(func(c *auth.Claims) { c.Extra = map[string]any{"pad": strings.Repeat("x", 8<<10)} }))
+		}},
+		{name: "over a smaller cap", opts: []auth.VerifierOption{auth.WithMaxTokenSize(64)},
+			text: "invalid token", reason: "token too large", tok: func(t *testing.T) auth.Token { return mint(t, good) }},
+		{name: "two parts", text: "invalid token", reason: "malformed token", tok: func(t *testing.T) auth.Token {
+			s := string(mint(t, good))
+			return auth.Token(s[:strings.LastIndex(s, ".")])
+		}},
+		{name: "JSON serialization", text: "invalid token", reason: "malformed token", tok: func(t *testing.T) auth.Token {
+			p := strings.Split(string(mint(t, good)), ".")
+			return auth.Token(`{"payload":"` + p[1] + `","protected":"` + p[0] + `","signature":"` + p[2] + `"}`)
+		}},
+		{name: "padded base64", text: "invalid token", reason: "malformed token", tok: func(t *testing.T) auth.Token {
+			p := strings.Split(string(mint(t, good)), ".")
+			return auth.Token(p[0] + "." + p[1] + "==." + p[2])
+		}},
+		{name: "header not JSON", text: "invalid token", reason: "malformed token", tok: func(*testing.T) auth.Token {
+			return handmade(`alg=HS256`, `{}`, "sig")
+		}},
+		{name: "payload not JSON", text: "invalid token", reason: "bad signature", tok: func(*testing.T) auth.Token {
+			return handmade(`{"alg":"HS256"}`, `not json`, "sig")
+		}},
+		{name: "wrong issuer", opts: []auth.VerifierOption{auth.WithIssuer("https://id.example")},
+			text: "invalid token", reason: "wrong issuer", tok: func(t *testing.T) auth.Token {
+				return mint(t, with(func(c *auth.Claims) { c.Issuer = "https://evil.example" }))
+			}},
+		{name: "no issuer when one is required", opts: []auth.VerifierOption{auth.WithIssuer("https://id.example")},
+			text: "invalid token", reason: "wrong issuer", tok: func(t *testing.T) auth.Token { return mint(t, good) }},
+		{name: "right issuer and audience",
+			opts: []auth.VerifierOption{auth.WithIssuer("https://id.example"), auth.WithAudience("chat")},
+			tok: func(t *testing.T) auth.Token {
+				return mint(t, with(func(c *auth.Claims) { c.Issuer = "https://id.example"; c.Audience = []string{"mail", "chat"} }))
+			}},
+		{name: "wrong audience", opts: []auth.VerifierOption{auth.WithAudience("chat")},
+			text: "invalid token", reason: "wrong audience", tok: func(t *testing.T) auth.Token {
+				return mint(t, with(func(c *auth.Claims) { c.Audience = []string{"mail"} }))
+			}},
+		{name: "missing required claim", opts: []auth.VerifierOption{auth.WithRequiredClaims("tenant")},
+			text: "invalid token", reason: "missing claim", tok: func(t *testing.T) auth.Token { return mint(t, good) }},
+		{name: "lifetime over the maximum", opts: []auth.VerifierOption{auth.WithMaxLifetime(10 * time.Minute)},
+			text: "invalid token", reason: "invalid claims", tok: func(t *testing.T) auth.Token { return mint(t, good) }},
+		{name: "lifetime without iat", opts: []auth.VerifierOption{auth.WithMaxLifetime(10 * time.Minute)},
+			text: "invalid token", reason: "missing claim", tok: func(t *testing.T) auth.Token {
+				return mint(t, with(func(c *auth.Claims) { c.IssuedAt = time.Time{}; c.Expiry = now.Add(time.Minute) }))
+			}},
+		{name: "lifetime within the maximum", opts: []auth.VerifierOption{auth.WithMaxLifetime(10 * time.Minute)},
+			tok: func(t *testing.T) auth.Token {
+				return mint(t, with(func(c *auth.Claims) { c.Expiry = now.Add(5 * time.Minute) }))
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v := tt.v
+			if v == nil {
+				v = hsVerifier(t, append([]auth.VerifierOption{auth.WithClock(func() time.Time { return now })}, tt.opts...)...)
+			}
+			tok := tt.tok(t)
+			p, err := v.Verify(context.Background(), tok)
+			if tt.text == "" {
+				if err != nil {
+					t.Fatalf("refused a valid token: %v", err)
+				}
+				if p.Subject != "alice" {
+					t.Fatalf("principal = %+v", p)
+				}
+				return
+			}
+			checkRefused(t, err, tok, tt.text, tt.reason)
+		})
+	}
+}
+
+func TestPrincipalFields(t *testing.T) {
+	t.Parallel()
+	now := time.Now().Truncate(time.Second)
+	tok := mint(t, auth.Claims{Subject: "alice", Issuer: "iss", Audience: []string{"chat"}, Expiry: now.Add(time.Hour),
+		IssuedAt: now, ID: "jti-1", Extra: map[string]any{"scope": "read", "n": 2}})
+	p, err := hsVerifier(t).Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Subject != "alice" || p.Issuer != "iss" || len(p.Audience) != 1 || p.Audience[0] != "chat" ||
+		!p.Expiry.Equal(now.Add(time.Hour)) || !p.IssuedAt.Equal(now) || p.TokenID != "jti-1" {
+		t.Fatalf("principal = %+v", p)
+	}
+	if len(p.Claims) != 2 || p.Claims["scope"] != "read" || p.Claims["n"] != float64(2) {
+		t.Fatalf("claims = %v, want the private claims only", p.Claims)
+	}
+}
+
+func TestVerifierKeyTypes(t *testing.T) {
+	t.Parallel()
+	ec256 := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	ec384 := must(ecdsa.GenerateKey(elliptic.P384(), rand.Reader))
+	edPub, edPriv := must2(ed25519.GenerateKey(rand.Reader))
+	tests := []struct {
+		name string
+		alg  jwa.SignatureAlgorithm
+		sign any
+		key  any
+	}{
+		{"HS256", jwa.HS256(), secret, secret},
+		{"HS512", jwa.HS512(), []byte(strings.Repeat("k", 64)), []byte(strings.Repeat("k", 64))},
+		{"RS256 public key", jwa.RS256(), rsaKey(), &rsaKey().PublicKey},
+		{"PS256 private key", jwa.PS256(), rsaKey(), rsaKey()},
+		{"ES256", jwa.ES256(), ec256, &ec256.PublicKey},
+		{"ES384", jwa.ES384(), ec384, &ec384.PublicKey},
+		{"EdDSA", jwa.EdDSA(), edPriv, edPub},
+		{"Ed25519", jwa.EdDSAEd25519(), edPriv, edPriv},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v, err := auth.NewVerifier(tt.alg, tt.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := auth.Sign(tt.alg, tt.sign, valid("alice", time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+		})
+	}
+}
+
+func TestNewVerifierRefusesWeakKeys(t *testing.T) {
+	t.Parallel()
+	small := must(rsa.GenerateKey(rand.Reader, 1024))
+	ec384 := must(ecdsa.GenerateKey(elliptic.P384(), rand.Reader))
+	tests := []struct {
+		name string
+		alg  jwa.SignatureAlgorithm
+		key  any
+		opts []auth.VerifierOption
+		want string
+	}{
+		{"short HMAC key", jwa.HS256(), secret[:31], nil, "at least 32 bytes"},
+		{"HS512 with a 32-byte key", jwa.HS512(), secret, nil, "at least 64 bytes"},
+		{"HMAC key as a string", jwa.HS256(), string(secret), nil, "[]byte"},
+		{"1024-bit RSA", jwa.RS256(), &small.PublicKey, nil, "at least 2048 bits"},
+		{"RSA key for HS256", jwa.HS256(), &rsaKey().PublicKey, nil, "[]byte"},
+		{"HMAC key for RS256", jwa.RS256(), secret, nil, "RSA key"},
+		{"P-384 key for ES256", jwa.ES256(), &ec384.PublicKey, nil, "P-256"},
+		{"RSA key for EdDSA", jwa.EdDSA(), rsaKey(), nil, "Ed25519"},
+		{"alg none", jwa.NoSignature(), nil, nil, "not supported"},
+		{"JWKS option", jwa.HS256(), secret, []auth.VerifierOption{auth.WithJWKSFetchTimeout(time.Second)}, "NewJWKSVerifier only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := auth.NewVerifier(tt.alg, tt.key, tt.opts...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// rsaJWK returns the public JWK of rsaKey with the given kid and alg.
+func rsaJWK(t *testing.T, kid string, alg jwa.SignatureAlgorithm) (priv, pub jwk.Key) {
+	t.Helper()
+	priv = must(jwk.Import(rsaKey()))
+	for _, k := range []jwk.Key{priv} {
+		if err := k.Set(jwk.KeyIDKey, kid); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Set(jwk.AlgorithmKey, alg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub = must(priv.PublicKey())
+	return priv, pub
+}
+
+func TestKeySetVerifier(t *testing.T) {
+	t.Parallel()
+	privA, pubA := rsaJWK(t, "a", jwa.RS256())
+	set := jwk.NewSet()
+	if err := set.AddKey(pubA); err != nil {
+		t.Fatal(err)
+	}
+	v := must(auth.NewKeySetVerifier(set))
+	good := must(auth.Sign(jwa.RS256(), privA, valid("alice", time.Minute)))
+	if _, err := v.Verify(context.Background(), good); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+
+	_, pubB := rsaJWK(t, "b", jwa.RS256())
+	noKid := must(auth.Sign(jwa.RS256(), rsaKey(), valid("alice", time.Minute)))
+	_, err := v.Verify(context.Background(), noKid)
+	checkRefused(t, err, noKid, "invalid token", "no kid")
+
+	privC, _ := rsaJWK(t, "c", jwa.RS256())
+	unknown := must(auth.Sign(jwa.RS256(), privC, valid("alice", time.Minute)))
+	_, err = v.Verify(context.Background(), unknown)
+	checkRefused(t, err, unknown, "invalid token", "unknown kid")
+
+	privPS, _ := rsaJWK(t, "a", jwa.PS256())
+	otherAlg := must(auth.Sign(jwa.PS256(), privPS, valid("alice", time.Minute)))
+	_, err = v.Verify(context.Background(), otherAlg)
+	checkRefused(t, err, otherAlg, "invalid token", "bad signature")
+
+	// HS/RS confusion: an HMAC over the public key, naming the RSA key.
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: must(x509.MarshalPKIXPublicKey(&rsaKey().PublicKey))})
+	hmacKey := must(jwk.Import(pubPEM))
+	_ = hmacKey.Set(jwk.KeyIDKey, "a")
+	confused := must(auth.Sign(jwa.HS256(), hmacKey, valid("alice", time.Minute)))
+	_, err = v.Verify(context.Background(), confused)
+	checkRefused(t, err, confused, "invalid token", "bad signature")
+
+	noAlg := must(jwk.Import(&rsaKey().PublicKey))
+	_ = noAlg.Set(jwk.KeyIDKey, "x")
+	for name, keys := range map[string][]jwk.Key{"empty": nil, "key without alg": {pubB, noAlg}} {
+		s := jwk.NewSet()
+		for _, k := range keys {
+			_ = s.AddKey(k)
+		}
+		if _, err := auth.NewKeySetVerifier(s); err == nil {
+			t.Errorf("%s: NewKeySetVerifier accepted it", name)
+		}
+	}
+}
+
+func TestTokenIsRedacted(t *testing.T) {
+	t.Parallel()
+	tok := mint(t, valid("alice", time.Minute))
+	logs := &wstest.Logs{}
+	logTo(logs).Info("x", "t", tok)
+	for _, s := range []string{logs.String(), tok.String(), tok.GoString()} {
+		if strings.Contains(s, string(tok)) || !strings.Contains(s, "REDACTED") {
+			t.Errorf("%q is not redacted", s)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func must2[A, B any](a A, b B, err error) (A, B) {
+	if err != nil {
+		panic(err)
+	}
+	return a, b
+}

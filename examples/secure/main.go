@@ -1,0 +1,249 @@
+// Command secure is examples/echo behind JWT authentication: every text
+// message M of an authenticated client is answered with
+// "Server received: M", with all of wsguard's default protections, and a
+// connection lasts no longer than its token.
+//
+//	WSGUARD_JWT_SECRET=<at least 32 bytes> go run ./examples/secure -issuer https://id.example
+//
+// Tokens are HS256 JWTs signed with WSGUARD_JWT_SECRET, with exp in the
+// future, nbf (if any) not in the future, a sub, and iss and aud when
+// -issuer and -audience are set. When WSGUARD_JWT_SECRET is unset the
+// server makes up a key for the run and prints a demo token and a client
+// command on stdout.
+//
+// A client presents its token in the Authorization header
+// ("Bearer <jwt>"), as the subprotocol entry "bearer.<jwt>" beside
+// "wsguard.v1" (what a browser can do:
+// new WebSocket(url, ["wsguard.v1", "bearer." + token])), or as its first
+// text message within -auth-timeout. An invalid token at the handshake is
+// refused with HTTP 401; as the first message, it closes the connection
+// with 4401 "invalid token" or "token expired"; no token in time closes it
+// with 4408. A valid one is answered with "Authenticated!". At the token's
+// exp plus 5 s the connection closes with 4401 "token expired", unless the
+// client has sent {"type":"refresh","token":"<new jwt>"} for the same sub.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/wsguard/kit/auth"
+	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/wsguard"
+)
+
+// secretEnv names the environment variable holding the HS256 key.
+const secretEnv = "WSGUARD_JWT_SECRET"
+
+// demoTTL is the lifetime of the demo token printed when the key is made up.
+const demoTTL = time.Hour
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "secure:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	addr            string
+	origins         string
+	readLimit       int64
+	rate            float64
+	burst           int
+	maxConnsPerIP   int
+	idleTimeout     time.Duration
+	pingInterval    time.Duration
+	logFile         string
+	shutdownTimeout time.Duration
+	authTimeout     time.Duration
+	issuer          string
+	audience        string
+
+	secret []byte        // the HS256 key
+	leeway time.Duration // on exp, nbf and iat; not a flag, tests shorten it
+	logger *slog.Logger
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	c := config{leeway: auth.DefaultLeeway}
+	fs := flag.NewFlagSet("secure", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8888", "listen address")
+	fs.StringVar(&c.origins, "origins", "", "comma-separated extra allowed Origin host patterns, e.g. app.example.com,*.example.org")
+	fs.Int64Var(&c.readLimit, "read-limit", wsguard.DefaultReadLimit, "largest message in bytes")
+	fs.Float64Var(&c.rate, "rate", wsguard.DefaultMessageRate, "messages per second per connection")
+	fs.IntVar(&c.burst, "burst", wsguard.DefaultMessageBurst, "message burst per connection")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", wsguard.DefaultMaxConnsPerIP, "open connections per client IP")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", wsguard.DefaultIdleTimeout, "close connections silent this long")
+	fs.DurationVar(&c.pingInterval, "ping-interval", wsguard.DefaultPingInterval, "ping connections quiet this long")
+	fs.StringVar(&c.logFile, "log-file", "", "JSON-lines log file (stderr when empty)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to drain connections on SIGTERM")
+	fs.DurationVar(&c.authTimeout, "auth-timeout", auth.DefaultAuthTimeout, "how long a client without a handshake token has to send it")
+	fs.StringVar(&c.issuer, "issuer", "", "required iss claim (none when empty)")
+	fs.StringVar(&c.audience, "audience", "", "required aud claim (none when empty)")
+	return c, fs.Parse(args)
+}
+
+// echo answers each message with "Server received: " and the message.
+func echo(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+	return c.Send(ctx, m.Type, append([]byte("Server received: "), m.Data...))
+}
+
+func greet(ctx context.Context, c *wsguard.Conn, _ *auth.Principal) error {
+	return c.SendText(ctx, "Authenticated!")
+}
+
+// newServer returns the HTTP handler serving the socket at / and the
+// WebSocket server behind it, for Shutdown.
+func newServer(c config) (http.Handler, *wsguard.Server, error) {
+	vopts := []auth.VerifierOption{auth.WithLeeway(c.leeway)}
+	if c.issuer != "" {
+		vopts = append(vopts, auth.WithIssuer(c.issuer))
+	}
+	if c.audience != "" {
+		vopts = append(vopts, auth.WithAudience(c.audience))
+	}
+	v, err := auth.NewVerifier(jwa.HS256(), c.secret, vopts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	sessions := auth.NewSessions(v,
+		auth.WithFirstMessage(c.authTimeout),
+		auth.OnAuthenticated(greet),
+		auth.WithLogger(c.logger))
+	opts := append(sessions.Options(),
+		wsguard.WithLogger(c.logger),
+		wsguard.WithSubprotocols("wsguard.v1"),
+		wsguard.WithReadLimit(c.readLimit),
+		wsguard.WithMessageRate(c.rate, c.burst),
+		wsguard.WithMaxConns(wsguard.DefaultMaxConns, c.maxConnsPerIP),
+		wsguard.WithIdleTimeout(c.idleTimeout),
+		wsguard.WithPingInterval(c.pingInterval),
+	)
+	if c.origins != "" {
+		opts = append(opts, wsguard.WithOrigins(strings.Split(c.origins, ",")...))
+	}
+	ws := wsguard.New(wsguard.HandlerFunc(echo), opts...)
+	mux := http.NewServeMux()
+	mux.Handle("/{$}", ws)
+	return mux, ws, nil
+}
+
+// run serves until ctx ends (SIGINT, SIGTERM), then drains: every
+// connection gets 1001, stragglers are dropped after the shutdown timeout.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	c.logger = errlog.NewLogger(stderr, slog.LevelInfo)
+	if c.logFile != "" {
+		l, f, err := errlog.OpenFile(c.logFile, slog.LevelInfo)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		c.logger = l
+	}
+	demo := false
+	if s := getenv(secretEnv); s != "" {
+		c.secret = []byte(s)
+		if len(c.secret) < 32 {
+			return fmt.Errorf("%s must be at least 32 bytes, got %d", secretEnv, len(c.secret))
+		}
+	} else {
+		demo = true
+		c.secret = make([]byte, 32)
+		_, _ = rand.Read(c.secret)
+	}
+	h, ws, err := newServer(c)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	url := fmt.Sprintf("ws://%s/", ln.Addr())
+	fmt.Fprintf(stdout, "secure: listening on %s\n", url)
+	if demo {
+		if err := printDemo(stdout, c, url); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	return serve(ctx, ln, h, ws, c.shutdownTimeout, c.logger)
+}
+
+// printDemo prints a token valid with the made-up key, and how to use it.
+// It goes to stdout, for the person who started the server, never to the
+// log.
+func printDemo(stdout io.Writer, c config, url string) error {
+	claims := auth.Claims{Subject: "demo", Issuer: c.issuer, Expiry: time.Now().Add(demoTTL), IssuedAt: time.Now()}
+	if c.audience != "" {
+		claims.Audience = []string{c.audience}
+	}
+	tok, err := auth.Sign(jwa.HS256(), c.secret, claims)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "secure: %s is not set; this run signs with a random key. Demo token (sub \"demo\", valid for an hour):\n%s\n",
+		secretEnv, string(tok))
+	fmt.Fprintf(stdout, "secure: try it from the repository root (type lines, Ctrl-D to quit): go run ./examples/secure/client -url %s -token %s\n", url, string(tok))
+	fmt.Fprintf(stdout, "secure: or with websocat: websocat -H 'Authorization: Bearer %s' %s\n", string(tok), url)
+	return nil
+}
+
+func serve(ctx context.Context, ln net.Listener, h http.Handler, ws *wsguard.Server, shutdownTimeout time.Duration, logger *slog.Logger) error {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	drained := make(chan error, 1)
+	// http.Server.Shutdown does not track hijacked connections: the
+	// WebSocket server drains its own.
+	hs.RegisterOnShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		drained <- ws.Shutdown(ctx)
+	})
+
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-drained; err != nil {
+		logger.Warn("dropped connections that did not close in time", "err", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

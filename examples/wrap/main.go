@@ -1,0 +1,162 @@
+// Command wrap hardens a WebSocket handler a team already runs, written
+// with gorilla/websocket (legacy.go), without changing it: wsguard's HTTP
+// guards and auth.Middleware go in front of it, as they would in front of
+// any http.Handler.
+//
+//	WSGUARD_JWT_SECRET=<at least 32 bytes> go run ./examples/wrap
+//
+// In front of the handler, outermost first, in the order wsguard.Server
+// itself applies them (cheap refusals before the costly ones):
+//
+//   - wsguard.HandshakeLimit: handshakes per second per client IP (429);
+//   - wsguard.ConnLimit: open connections in total (503) and per IP (429),
+//     held for as long as the handler serves the connection;
+//   - wsguard.OriginCheck: cross-origin pages refused (403), which the
+//     legacy handler's CheckOrigin never did;
+//   - auth.Middleware: an HS256 token in the Authorization header or a
+//     "bearer.<jwt>" subprotocol entry beside "wsguard.v1" (401 when
+//     missing or invalid); the entry is removed before the handler runs,
+//     so gorilla selects "wsguard.v1" and never echoes the token.
+//
+// What happens after the upgrade is still the legacy handler's business:
+// it sets no message size limit, rate, idle timeout, or end of the
+// session when the token expires. Those come with moving the handler to
+// wsguard.New, as examples/secure shows.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/wsguard/kit/auth"
+	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/wsguard"
+)
+
+const secretEnv = "WSGUARD_JWT_SECRET"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "wrap:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	addr           string
+	origins        string
+	handshakeRate  float64
+	handshakeBurst int
+	maxConns       int
+	maxConnsPerIP  int
+
+	secret []byte
+	logger *slog.Logger
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("wrap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8889", "listen address")
+	fs.StringVar(&c.origins, "origins", "", "comma-separated extra allowed Origin host patterns")
+	fs.Float64Var(&c.handshakeRate, "handshake-rate", wsguard.DefaultHandshakeRate, "handshakes per second per client IP")
+	fs.IntVar(&c.handshakeBurst, "handshake-burst", wsguard.DefaultHandshakeBurst, "handshake burst per client IP")
+	fs.IntVar(&c.maxConns, "max-conns", wsguard.DefaultMaxConns, "open connections in total")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", wsguard.DefaultMaxConnsPerIP, "open connections per client IP")
+	return c, fs.Parse(args)
+}
+
+// newHandler returns the legacy handler behind the guards.
+func newHandler(c config) (http.Handler, error) {
+	v, err := auth.NewVerifier(jwa.HS256(), c.secret)
+	if err != nil {
+		return nil, err
+	}
+	gopt := wsguard.WithGuardLogger(c.logger)
+	var origins []string
+	if c.origins != "" {
+		origins = strings.Split(c.origins, ",")
+	}
+	origin, err := wsguard.NewOriginCheck(origins, gopt)
+	if err != nil {
+		return nil, err
+	}
+	rate := wsguard.NewHandshakeLimit(c.handshakeRate, c.handshakeBurst, gopt)
+	conns := wsguard.NewConnLimit(c.maxConns, c.maxConnsPerIP, gopt)
+	authn := auth.Middleware(v, auth.WithLogger(c.logger))
+	return rate.Handler(conns.Handler(origin.Handler(authn(http.HandlerFunc(legacyEcho))))), nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	c.logger = errlog.NewLogger(stderr, slog.LevelInfo)
+	demo := getenv(secretEnv) == ""
+	if demo {
+		c.secret = make([]byte, 32)
+		_, _ = rand.Read(c.secret)
+	} else {
+		c.secret = []byte(getenv(secretEnv))
+	}
+	h, err := newHandler(c)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	url := fmt.Sprintf("ws://%s/", ln.Addr())
+	fmt.Fprintf(stdout, "wrap: listening on %s\n", url)
+	if demo {
+		tok, err := auth.Sign(jwa.HS256(), c.secret, auth.Claims{Subject: "demo", Expiry: time.Now().Add(time.Hour)})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		fmt.Fprintf(stdout, "wrap: %s is not set; this run signs with a random key. Try it from the repository root (type lines, Ctrl-D to quit):\n", secretEnv)
+		fmt.Fprintf(stdout, "go run ./examples/secure/client -url %s -token %s\n", url, string(tok))
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(c.logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	// Hijacked connections are the legacy handler's: http.Server.Shutdown
+	// neither tracks nor closes them, and they end with the process.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
