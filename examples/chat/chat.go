@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/wsguard/kit/auth"
+	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/validate"
+	"github.com/wsguard/kit/wsguard"
+)
+
+// subprotocol is the application protocol the page speaks; the token
+// rides beside it as "bearer.<jwt>".
+const subprotocol = "chat.v1"
+
+// defaultTokenTTL is the lifetime of a demo token. Short, so that the
+// page's refresh runs while someone watches.
+const defaultTokenTTL = 5 * time.Minute
+
+// config is what main, or a test, sets.
+type config struct {
+	// key verifies HS256 tokens (32 bytes or more). Without one a random
+	// key is generated and the development-only token endpoint is on.
+	key      []byte
+	tokenTTL time.Duration // of demo tokens; 0 means defaultTokenTTL
+	logger   *slog.Logger
+}
+
+// app is the chat server: the page at "/", the socket at "/ws" and,
+// in demo mode, tokens at "/demo/token".
+type app struct {
+	mux      *http.ServeMux
+	ws       *wsguard.Server
+	verifier *auth.Verifier
+	key      []byte
+	demo     bool
+	ttl      time.Duration
+	log      *slog.Logger
+	hub      *hub
+}
+
+// newApp builds the server from cfg; main and the tests both call it.
+func newApp(cfg config) (*app, error) {
+	a := &app{key: cfg.key, ttl: cfg.tokenTTL, log: errlog.OrDefault(cfg.logger), hub: newHub()}
+	if a.ttl <= 0 {
+		a.ttl = defaultTokenTTL
+	}
+	if a.key == nil {
+		a.key = make([]byte, 32)
+		_, _ = rand.Read(a.key)
+		a.demo = true
+	}
+	v, err := auth.NewVerifier(jwa.HS256(), a.key)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	a.verifier = v
+
+	val := validate.New()
+	router := validate.NewRouter(val)
+	validate.Handle(router, "join", a.join)
+	validate.Handle(router, "say", a.say)
+
+	sessions := auth.NewSessions(v, auth.WithLogger(a.log))
+	// The Origin check is wsguard's default: a page from another site
+	// gets 403 before its token is even looked at.
+	a.ws = wsguard.New(router, append(sessions.Options(),
+		wsguard.WithMiddleware(validate.Audit(a.log)),
+		wsguard.WithSubprotocols(subprotocol),
+		wsguard.WithLogger(a.log))...)
+
+	a.mux = http.NewServeMux()
+	a.mux.Handle("GET /{$}", page)
+	a.mux.Handle("GET /ws", a.ws)
+	if a.demo {
+		// POST, behind CrossOriginProtection, so that another site's page
+		// cannot mint tokens in a visitor's browser.
+		a.mux.Handle("POST /demo/token", http.NewCrossOriginProtection().Handler(http.HandlerFunc(a.demoToken)))
+	}
+	return a, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Shutdown closes every connection with 1001, which the page takes as a
+// cue to reconnect.
+func (a *app) Shutdown(ctx context.Context) error { return a.ws.Shutdown(ctx) }
+
+// tokenReply is the demo endpoint's answer.
+type tokenReply struct {
+	Token string `json:"token"`
+	Exp   int64  `json:"exp"` // Unix seconds
+	Sub   string `json:"sub"`
+}
+
+// demoToken hands out a short-lived token: for the subject of a still
+// valid token in the Authorization header (a refresh keeps the identity,
+// which the socket's in-band refresh requires), else for a new guest.
+func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
+	sub := ""
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if p, err := a.verifier.Verify(r.Context(), auth.Token(tok)); err == nil {
+			sub = p.Subject
+		}
+	}
+	if sub == "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		sub = "guest-" + base64.RawURLEncoding.EncodeToString(b)
+	}
+	now := time.Now()
+	exp := now.Add(a.ttl)
+	tok, err := auth.Sign(jwa.HS256(), a.key, auth.Claims{Subject: sub, IssuedAt: now, Expiry: exp})
+	if err != nil {
+		wsguard.Reject(w, r, a.log, errlog.NewError(errlog.Internal, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(tokenReply{Token: string(tok), Exp: exp.Unix(), Sub: sub})
+}
+
+// page serves the single HTML page with its inline style and script,
+// under a Content-Security-Policy that allows exactly those two (by
+// hash) and connections to this origin: nothing external loads, and
+// injected markup could run nothing.
+var page = func() http.Handler {
+	html := strings.NewReplacer("/*STYLE*/", pageCSS, "/*SCRIPT*/", pageJS).Replace(pageHTML)
+	hash := func(s string) string {
+		sum := sha256.Sum256([]byte(s))
+		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	}
+	csp := "default-src 'none'; style-src " + hash(pageCSS) + "; script-src " + hash(pageJS) +
+		"; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte(html))
+	})
+}()
+
+var errNotJoined = errors.New("say before join")

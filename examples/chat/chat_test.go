@@ -1,0 +1,397 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/internal/wstest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testServer is a chat server on loopback whose app can be replaced, as a
+// restart would, while its address stays.
+type testServer struct {
+	*httptest.Server
+	cfg  config
+	logs *wstest.Logs
+	app  atomic.Pointer[app]
+}
+
+func startServer(t *testing.T, cfg config) *testServer {
+	t.Helper()
+	ts := &testServer{logs: new(wstest.Logs)}
+	cfg.logger = errlog.NewLogger(ts.logs, slog.LevelDebug)
+	a, err := newApp(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.cfg = cfg
+	ts.app.Store(a)
+	ts.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ts.app.Load().ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ts.app.Load().Shutdown(ctx)
+		ts.Close()
+	})
+	return ts
+}
+
+// restart serves a new app, as a restarted process would (in demo mode
+// with a new key, so the old tokens stop working), and drains the old one
+// (close 1001). The returned function waits for the drain, which needs
+// the clients to answer the close.
+func (ts *testServer) restart(t *testing.T) (wait func() error) {
+	t.Helper()
+	a, err := newApp(ts.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := ts.app.Swap(a)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- old.Shutdown(ctx)
+	}()
+	return func() error { return <-done }
+}
+
+func (ts *testServer) wsURL() string { return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws" }
+
+// token fetches a demo token, for the subject of prev when it is valid.
+func (ts *testServer) token(t *testing.T, prev string) tokenReply {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/demo/token", nil)
+	if prev != "" {
+		req.Header.Set("Authorization", "Bearer "+prev)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tr tokenReply
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&tr) != nil {
+		t.Fatalf("token endpoint: %s", resp.Status)
+	}
+	return tr
+}
+
+func (ts *testServer) dial(t *testing.T, token string, header http.Header) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, ts.wsURL(), &websocket.DialOptions{
+		Subprotocols: []string{subprotocol, "bearer." + token},
+		HTTPHeader:   header,
+	})
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	if c != nil {
+		t.Cleanup(func() { _ = c.CloseNow() })
+	}
+	return c, resp, err
+}
+
+// connect dials with a fresh demo token.
+func (ts *testServer) connect(t *testing.T) *websocket.Conn {
+	t.Helper()
+	c, _, err := ts.dial(t, ts.token(t, "").Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subprotocol() != subprotocol {
+		t.Fatalf("subprotocol %q", c.Subprotocol())
+	}
+	return c
+}
+
+func send(t *testing.T, c *websocket.Conn, s string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func read(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func closeStatus(t *testing.T, c *websocket.Conn) websocket.StatusCode {
+	t.Helper()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, _, err := c.Read(ctx)
+		cancel()
+		if err != nil {
+			return websocket.CloseStatus(err)
+		}
+	}
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func TestChat(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, config{})
+	ada, bob := ts.connect(t), ts.connect(t)
+
+	steps := []struct {
+		name string
+		c    *websocket.Conn
+		send string
+		want string // prefix of the reply
+	}{
+		{"say before join", ada, `{"type":"say","text":"hi"}`, `{"type":"error","code":"not_joined","message":"join a room first"}`},
+		{"invalid e-mail", ada, `{"type":"join","room":"lobby","email":"ada@"}`,
+			`{"type":"error","code":"invalid_argument","fields":[{"field":"email","rule":"email"}]}`},
+		{"invalid room and e-mail", ada, `{"type":"join","room":"the lobby","email":""}`,
+			`{"type":"error","code":"invalid_argument","fields":[{"field":"room","rule":"alphanum"},{"field":"email","rule":"required"}]}`},
+		{"member of another type", ada, `{"type":"join","room":"lobby","email":"ada@example.com","text":"x"}`,
+			`{"type":"error","code":"invalid_argument","message":"unknown field"`},
+		{"join", ada, `{"type":"join","room":"lobby","email":"ada@example.com"}`, `{"type":"joined","room":"lobby","members":1}`},
+		{"second join", bob, `{"type":"join","room":"lobby","email":"bob@example.com"}`, `{"type":"joined","room":"lobby","members":2}`},
+		{"empty text", ada, `{"type":"say","text":""}`,
+			`{"type":"error","code":"invalid_argument","fields":[{"field":"text","rule":"required"}]}`},
+		{"too long", ada, `{"type":"say","text":"` + strings.Repeat("x", 501) + `"}`,
+			`{"type":"error","code":"invalid_argument","fields":[{"field":"text","rule":"max","param":"500"}]}`},
+	}
+	for _, s := range steps {
+		send(t, s.c, s.send)
+		if got := read(t, s.c); !strings.HasPrefix(got, s.want) {
+			t.Errorf("%s: got %s\nwant %s", s.name, got, s.want)
+		}
+	}
+
+	say := `{"type":"say","text":"hello, <b>lobby</b>"}`
+	send(t, ada, say)
+	for _, c := range []*websocket.Conn{ada, bob} {
+		var m chatMsg
+		if err := json.Unmarshal([]byte(read(t, c)), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Type != "message" || m.Room != "lobby" || m.From != "ada@example.com" || m.Text != "hello, <b>lobby</b>" || m.Digest != sha(say) {
+			t.Errorf("broadcast %+v", m)
+		}
+	}
+
+	// Leaving the room by disconnecting shrinks it.
+	_ = bob.Close(websocket.StatusNormalClosure, "")
+	carol := ts.connect(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		send(t, carol, `{"type":"join","room":"lobby","email":"carol@example.com"}`)
+		if got := read(t, carol); got == `{"type":"joined","room":"lobby","members":2}` || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	send(t, ada, `{"type":"shout","text":"x"}`)
+	if got := closeStatus(t, ada); got != websocket.StatusUnsupportedData {
+		t.Errorf("unknown type: close %v, want 1003", got)
+	}
+
+	logs := ts.logs.String()
+	for _, secret := range []string{"hello, <b>lobby</b>", "ada@example.com", "eyJ"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log contains %q:\n%s", secret, logs)
+		}
+	}
+	if !strings.Contains(logs, sha(say)) {
+		t.Errorf("the log does not name the say message by its digest:\n%s", logs)
+	}
+}
+
+func TestHandshake(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, config{})
+	tok := ts.token(t, "").Token
+	tests := []struct {
+		name   string
+		token  string
+		origin string
+		status int
+	}{
+		{"same origin", tok, ts.URL, http.StatusSwitchingProtocols},
+		{"no Origin (not a browser)", tok, "", http.StatusSwitchingProtocols},
+		{"another origin", tok, "http://evil.example", http.StatusForbidden},
+		{"another port", tok, "http://127.0.0.1:1", http.StatusForbidden},
+		{"no token", "", ts.URL, http.StatusUnauthorized},
+		{"bad token", tok + "x", ts.URL, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := http.Header{}
+			if tt.origin != "" {
+				h.Set("Origin", tt.origin)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			protos := []string{subprotocol}
+			if tt.token != "" {
+				protos = append(protos, "bearer."+tt.token)
+			}
+			c, resp, _ := websocket.Dial(ctx, ts.wsURL(), &websocket.DialOptions{Subprotocols: protos, HTTPHeader: h})
+			if resp != nil && resp.Body != nil {
+				_ = resp.Body.Close()
+			}
+			if c != nil {
+				_ = c.Close(websocket.StatusNormalClosure, "")
+			}
+			if resp == nil || resp.StatusCode != tt.status {
+				t.Errorf("response %v, want %d", resp, tt.status)
+			}
+		})
+	}
+}
+
+func TestTokens(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, config{tokenTTL: time.Minute})
+	first := ts.token(t, "")
+	if !strings.HasPrefix(first.Sub, "guest-") || first.Exp-time.Now().Unix() > 60 {
+		t.Errorf("token %+v", first)
+	}
+	if again := ts.token(t, first.Token); again.Sub != first.Sub {
+		t.Errorf("refresh changed the subject: %q -> %q", first.Sub, again.Sub)
+	}
+	if other := ts.token(t, "not-a-token"); other.Sub == first.Sub {
+		t.Error("an invalid token kept its subject")
+	}
+
+	t.Run("in-band refresh", func(t *testing.T) {
+		c, _, err := ts.dial(t, first.Token, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := ts.token(t, first.Token)
+		send(t, c, `{"type":"refresh","token":"`+next.Token+`"}`)
+		if got, want := read(t, c), `{"type":"refreshed","exp":`; !strings.HasPrefix(got, want) {
+			t.Errorf("got %s", got)
+		}
+	})
+	t.Run("cross-origin token request", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/demo/token", nil)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		req.Header.Set("Origin", "http://evil.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("status %d, want 403", resp.StatusCode)
+		}
+	})
+	t.Run("off with a configured key", func(t *testing.T) {
+		keyed := startServer(t, config{key: []byte("a-configured-key-of-32-bytes-or-more")})
+		resp, err := http.Post(keyed.URL+"/demo/token", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("status %d, want 404", resp.StatusCode)
+		}
+	})
+}
+
+func TestShortKey(t *testing.T) {
+	t.Parallel()
+	if _, err := newApp(config{key: []byte("short")}); err == nil {
+		t.Error("newApp accepted a 5-byte key")
+	}
+}
+
+func TestRestartClosesGoingAway(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, config{})
+	old := ts.token(t, "").Token
+	c, _, err := ts.dial(t, old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := ts.restart(t)
+	if got := closeStatus(t, c); got != websocket.StatusGoingAway {
+		t.Errorf("close %v, want 1001", got)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	// The restarted demo server has a new key: the old token is refused
+	// and a new one works.
+	if _, resp, err := ts.dial(t, old, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("old token after restart: %v %v", resp, err)
+	}
+	ts.connect(t)
+}
+
+func TestPage(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, config{})
+	resp, err := http.Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	html := body.String()
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != 200 || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'sha256-") {
+		t.Errorf("status %d, CSP %q", resp.StatusCode, csp)
+	}
+	if !strings.Contains(html, "<script>"+pageJS+"</script>") || !strings.Contains(html, "<style>"+pageCSS+"</style>") {
+		t.Error("the page does not inline its script and style")
+	}
+	for _, external := range []string{"src=", "href=", "@import", "url("} {
+		if strings.Contains(html, external) {
+			t.Errorf("the page refers to an external asset (%s)", external)
+		}
+	}
+	for _, path := range []string{"/other", "/page/app.js"} {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+}
