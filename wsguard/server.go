@@ -172,7 +172,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 // function of its own so that its large frame (the transport's options)
 // is off the stack while the connection is served: what stays there while
 // an idle connection waits must be under a quarter of a grown 16 KiB stack
-// for the GC to shrink it back to 8 KiB (see internal/bench/RESULTS.md).
+// for the GC to shrink it back to 8 KiB (see internal/bench/README.md).
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 	c := s.newConn(r)
 	tap := &hijackTap{ResponseWriter: w}

@@ -14,5 +14,5 @@
 //
 //	go test ./internal/bench -run '^$' -bench . -benchtime 2s
 //
-// See RESULTS.md for the last results table and how to regenerate it.
+// The results table is in the repository README; README.md here explains it.
 package bench

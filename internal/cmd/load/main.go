@@ -11,7 +11,7 @@
 //
 // Regenerate the results table (about two minutes on two cores):
 //
-//	go run ./internal/cmd/load -table internal/bench/RESULTS.md
+//	go run ./internal/cmd/load -table README.md
 //
 // By default the server is a child process on loopback. To load a server
 // on another machine, run it there with
