@@ -75,7 +75,7 @@ func NewRouter(v *Validator) *Router {
 // a message that carries it, without accepting other unknown members.
 type envelope[T any] struct {
 	Type string `json:"type"`
-	Body T      `json:",inline"`
+	Body T      `json:",embed"`
 }
 
 // Handle registers h for messages of the given type. T is the message's
