@@ -107,7 +107,8 @@ func fromSubprotocols(values []string) (tok Token, rest []string, err error) {
 	found := 0
 	for _, v := range values {
 		for e := range strings.SplitSeq(v, ",") {
-			e = strings.Trim(e, " \t")
+			// Trimmed as the transport trims the entries it selects from.
+			e = strings.TrimSpace(e)
 			switch {
 			case e == "":
 			case len(e) >= len(bearerProtocol) && strings.EqualFold(e[:len(bearerProtocol)], bearerProtocol):
