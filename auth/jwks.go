@@ -148,7 +148,7 @@ func NewJWKSVerifier(ctx context.Context, url string, opts ...VerifierOption) (*
 		_ = src.close()
 		return nil, fmt.Errorf("auth: JWKS %s: %w", url, err)
 	}
-	return &Verifier{cfg: cfg, jwks: src, opts: cfg.parseOptions(jwt.WithKeySet(src.set))}, nil
+	return newVerifier(cfg, &Verifier{jwks: src, opts: cfg.parseOptions(jwt.WithKeySet(src.set))}), nil
 }
 
 // firstFetch reports why the first fetch failed: the cache only says it

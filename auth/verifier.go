@@ -54,18 +54,22 @@ const minRSABits = 2048
 //     ([WithLeeway]);
 //   - iss and aud are enforced when configured ([WithIssuer],
 //     [WithAudience]), as are further required claims
-//     ([WithRequiredClaims]) and a maximum lifetime ([WithMaxLifetime]).
+//     ([WithRequiredClaims]) and a maximum lifetime ([WithMaxLifetime]);
+//   - a token verified before is answered from a bounded cache keyed by
+//     its SHA-256 digest, its time claims checked again
+//     ([WithVerifiedCache]): the same answer at a fraction of the cost.
 //
 // Every failure is an errlog.Unauthenticated error whose public text is
 // "token expired" for an expired token and "invalid token" otherwise; the
 // reason (bad signature, wrong issuer, ...) is in the error's detail, for
 // the log. A Verifier is safe for concurrent use.
 type Verifier struct {
-	cfg  verifierConfig
-	alg  string      // the algorithm bound to a static key; "" for key sets
-	keys jwk.Set     // key-set verifiers
-	jwks *jwksSource // remote key sets
-	opts []jwt.ParseOption
+	cfg   verifierConfig
+	alg   string      // the algorithm bound to a static key; "" for key sets
+	keys  jwk.Set     // key-set verifiers
+	jwks  *jwksSource // remote key sets
+	opts  []jwt.ParseOption
+	cache *tokenCache // nil when off
 }
 
 // VerifierOption configures a [Verifier].
@@ -81,6 +85,7 @@ type verifierConfig struct {
 	now         func() time.Time
 	jwks        jwksConfig
 	jwksOption  string // the name of a JWKS-only option given, for the error
+	cacheSize   int    // of verified tokens; 0 is off
 }
 
 // WithIssuer requires the iss claim to be iss.
@@ -133,9 +138,10 @@ func WithClock(now func() time.Time) VerifierOption {
 
 func newVerifierConfig(opts []VerifierOption) verifierConfig {
 	c := verifierConfig{
-		leeway:  DefaultLeeway,
-		maxSize: DefaultMaxTokenSize,
-		jwks:    defaultJWKSConfig(),
+		leeway:    DefaultLeeway,
+		maxSize:   DefaultMaxTokenSize,
+		jwks:      defaultJWKSConfig(),
+		cacheSize: DefaultVerifiedCacheSize,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -162,6 +168,9 @@ func (c *verifierConfig) parseOptions(key jwt.ParseOption) []jwt.ParseOption {
 		key,
 		jwt.WithValidate(true),
 		jwt.WithAcceptableSkew(c.leeway),
+		// Pinned, whatever jwt.Settings says, because the verified-token
+		// cache checks times again without truncation.
+		jwt.WithTruncation(0),
 		jwt.WithClock(jwt.ClockFunc(c.now)),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
@@ -195,7 +204,7 @@ func NewVerifier(alg jwa.SignatureAlgorithm, key any, opts ...VerifierOption) (*
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	return &Verifier{cfg: cfg, alg: alg.String(), opts: cfg.parseOptions(jwt.WithKey(alg, pub))}, nil
+	return newVerifier(cfg, &Verifier{alg: alg.String(), opts: cfg.parseOptions(jwt.WithKey(alg, pub))}), nil
 }
 
 // NewKeySetVerifier returns a verifier of tokens signed with one of the
@@ -209,7 +218,14 @@ func NewKeySetVerifier(set jwk.Set, opts ...VerifierOption) (*Verifier, error) {
 	if err := checkKeySet(set); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	return &Verifier{cfg: cfg, keys: set, opts: cfg.parseOptions(jwt.WithKeySet(set))}, nil
+	return newVerifier(cfg, &Verifier{keys: set, opts: cfg.parseOptions(jwt.WithKeySet(set))}), nil
+}
+
+// newVerifier completes v with its configuration and cache.
+func newVerifier(cfg verifierConfig, v *Verifier) *Verifier {
+	v.cfg = cfg
+	v.cache = newTokenCache(cfg.cacheSize)
+	return v
 }
 
 func checkKeySet(set jwk.Set) error {
@@ -296,7 +312,9 @@ func hashBytes(alg string) int {
 }
 
 // Verify checks t and returns whom it authenticates. ctx bounds a key-set
-// refresh of a JWKS verifier; a local key needs no I/O.
+// refresh of a JWKS verifier; a local key needs no I/O. A token verified
+// before is answered from the verified-token cache ([WithVerifiedCache])
+// with the same result a full verification would give.
 func (v *Verifier) Verify(ctx context.Context, t Token) (*Principal, error) {
 	switch {
 	case t == "":
@@ -304,12 +322,42 @@ func (v *Verifier) Verify(ctx context.Context, t Token) (*Principal, error) {
 	case len(t) > v.cfg.maxSize:
 		return nil, invalidf("token too large", fmt.Errorf("%d bytes, over the cap of %d", len(t), v.cfg.maxSize))
 	}
+	var key digest
+	if v.cache != nil {
+		key = tokenDigest(t)
+		if e := v.cache.get(key); e != nil {
+			if v.stillValid(e, v.cfg.now()) {
+				return e.p, nil
+			}
+			// Verify in full, for the error an uncached token gets.
+			v.cache.remove(e)
+		}
+	}
+	e, err := v.verify(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if v.cache != nil {
+		e.key = key
+		v.cache.put(e)
+	}
+	return e.p, nil
+}
+
+// verify checks t in full and returns what the cache needs of it.
+func (v *Verifier) verify(ctx context.Context, t Token) (*verified, error) {
 	h, err := parseHeader(string(t))
 	if err != nil {
 		return nil, invalidf("malformed token", err)
 	}
 	if err := v.checkHeader(ctx, h); err != nil {
 		return nil, err
+	}
+	e := &verified{}
+	if v.alg == "" && v.cache != nil {
+		// Before parsing: should the set change in between, a hit sees
+		// other keys than these and verifies again.
+		e.kid, e.keys = h.Kid, v.kidKeys(h.Kid)
 	}
 	tok, err := jwt.ParseString(string(t), v.opts...)
 	if err != nil {
@@ -319,7 +367,9 @@ func (v *Verifier) Verify(ctx context.Context, t Token) (*Principal, error) {
 	if p.Subject == "" {
 		return nil, invalidf("empty subject", nil)
 	}
-	return p, nil
+	e.p, e.exp, e.iat = p, p.Expiry, p.IssuedAt
+	e.nbf, _ = tok.NotBefore()
+	return e, nil
 }
 
 // checkHeader refuses what the key rules out before any signature work,

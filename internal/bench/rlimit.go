@@ -28,3 +28,12 @@ func RaiseFileLimit(n uint64) error {
 	}
 	return nil
 }
+
+// FileLimit returns the soft limit on open files, or 0 when unknown.
+func FileLimit() uint64 {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return 0
+	}
+	return r.Cur
+}

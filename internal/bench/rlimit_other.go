@@ -8,3 +8,6 @@ import "fmt"
 func RaiseFileLimit(n uint64) error {
 	return fmt.Errorf("bench: cannot raise the open-files limit to %d on this system", n)
 }
+
+// FileLimit returns 0: the limit on open files is unknown here.
+func FileLimit() uint64 { return 0 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,7 +66,7 @@ func startChild(c config, stderr io.Writer) (string, func() error, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	args := []string{"-child"}
+	args := []string{"-child", "-idle", strconv.Itoa(c.idle), "-conns", joinInts(c.conns)}
 	if c.cpuprofile != "" {
 		args = append(args, "-server-cpuprofile", c.cpuprofile)
 	}
@@ -126,10 +127,35 @@ type idleRow struct {
 	goroutines float64
 }
 
-func drive(ctx context.Context, c config, stdout, stderr io.Writer) error {
-	if err := bench.RaiseFileLimit(16 << 10); err != nil {
+// fileMargin is the open files left for everything but the connections
+// measured: the stats client, the runtime, a cell's stragglers.
+const fileMargin = 512
+
+// filesFor returns the open files one side of a run needs: a cell opens
+// every variant's connections at once; the idle measurement one
+// variant's.
+func filesFor(c config) uint64 {
+	return uint64(max(16<<10, len(bench.Variants())*slices.Max(c.conns)+fileMargin, c.idle+fileMargin))
+}
+
+// fitIdle lowers c.idle to what the open-files limit leaves room for,
+// after raising the limit as far as the hard limit allows, and says so.
+func fitIdle(c *config, stderr io.Writer) {
+	if err := bench.RaiseFileLimit(filesFor(*c)); err != nil {
 		fmt.Fprintln(stderr, "load:", err)
 	}
+	c.idleWanted = c.idle
+	limit := bench.FileLimit()
+	if c.idle == 0 || limit >= uint64(c.idle+fileMargin) {
+		return
+	}
+	c.idle = max(int(limit)-fileMargin, 0)
+	fmt.Fprintf(stderr, "load: WARNING: the open-files limit is %d and cannot be raised (the hard limit: ulimit -Hn): "+
+		"measuring idle memory at %d connections instead of %d\n", limit, c.idle, c.idleWanted)
+}
+
+func drive(ctx context.Context, c config, stdout, stderr io.Writer) error {
+	fitIdle(&c, stderr)
 	var variants []bench.Variant
 	if len(c.variants) == 0 {
 		variants = bench.Variants()
@@ -179,6 +205,13 @@ func drive(ctx context.Context, c config, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	var handshakes []row
+	if c.hsRun > 0 {
+		if handshakes, err = measureHandshakes(ctx, srv, "ws://"+addr+"/hs/", c, base.Goroutines); err != nil {
+			return fmt.Errorf("handshakes: %w", err)
+		}
+		printHandshakes(stdout, handshakes)
+	}
 	var idle []idleRow
 	if c.idle > 0 {
 		for _, v := range variants {
@@ -190,7 +223,7 @@ func drive(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		}
 	}
 	var md bytes.Buffer
-	writeTable(&md, c, cells, idle, started, time.Since(started), load)
+	writeTable(&md, c, cells, handshakes, idle, started, time.Since(started), load)
 	fmt.Fprintln(stdout)
 	_, _ = stdout.Write(md.Bytes())
 	if c.table != "" {
@@ -272,6 +305,77 @@ func measure(ctx context.Context, srv *remote, wsBase string, variants []bench.V
 	return cell{size: size, conns: conns, rows: rows}, nil
 }
 
+// measureHandshakes runs a reconnect storm against every handshake
+// variant, over the same number of handshakes per round in rotated order,
+// and returns one row per variant, the bare upgrade first.
+func measureHandshakes(ctx context.Context, srv *remote, wsBase string, c config, baseGoroutines int) ([]row, error) {
+	variants := bench.HandshakeVariants()
+	headers := make([][]http.Header, len(variants))
+	for i, v := range variants {
+		if v.Headers != nil {
+			headers[i] = v.Headers()
+		}
+		// Warm up, and fill the verified-token cache: the storm is of
+		// known tokens.
+		if _, err := bench.Storm(wsBase+v.Name, headers[i], 2*bench.KnownTokens); err != nil {
+			return nil, fmt.Errorf("%s: warm-up: %w", v.Name, err)
+		}
+	}
+	const probe = 500
+	d, err := bench.Storm(wsBase+variants[0].Name, nil, probe)
+	if err != nil {
+		return nil, err
+	}
+	n := max(2*bench.KnownTokens, int(probe/d.Seconds()*c.hsRun.Seconds()))
+	rows := make([]row, len(variants))
+	wall := make([]time.Duration, len(variants))
+	cpu := make([]time.Duration, len(variants))
+	for r := range c.rounds {
+		for k := range variants {
+			i := (k + r) % len(variants)
+			// The previous storm's connections end after its clients go.
+			if err := srv.settle(ctx, baseGoroutines+2); err != nil {
+				return nil, err
+			}
+			before, err := srv.stats(ctx, false)
+			if err != nil {
+				return nil, err
+			}
+			d, err := bench.Storm(wsBase+variants[i].Name, headers[i], n)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", variants[i].Name, err)
+			}
+			if err := srv.settle(ctx, baseGoroutines+2); err != nil {
+				return nil, err
+			}
+			after, err := srv.stats(ctx, false)
+			if err != nil {
+				return nil, err
+			}
+			wall[i], cpu[i] = d, after.CPU-before.CPU
+			rows[i].variant = variants[i].Name
+			rows[i].msgs += n
+			rows[i].wall += d
+			rows[i].cpu += cpu[i]
+			rows[i].allocs += after.Allocs - before.Allocs
+		}
+		for i := range rows {
+			rows[i].rateRatios = append(rows[i].rateRatios, wall[0].Seconds()/wall[i].Seconds())
+			rows[i].cpuRatios = append(rows[i].cpuRatios, cpu[i].Seconds()/max(cpu[0].Seconds(), 1e-9))
+		}
+	}
+	return rows, nil
+}
+
+func printHandshakes(w io.Writer, rows []row) {
+	for _, r := range rows {
+		x, _, _ := median(r.rateRatios)
+		cx, _, _ := median(r.cpuRatios)
+		fmt.Fprintf(w, "handshakes  %-13s %7.0f/s  %5.2fx  cpu %7v/handshake %5.2fx  %6.1f allocs/handshake\n",
+			r.variant, r.rate(), x, r.cpuPerMsg().Round(100*time.Nanosecond), cx, r.allocsPerMsg())
+	}
+}
+
 // measureIdle opens n connections that send nothing and reports what each
 // costs the server once they are all established.
 func measureIdle(ctx context.Context, srv *remote, wsBase string, v bench.Variant, n, baseGoroutines int) (idleRow, error) {
@@ -344,7 +448,7 @@ func sizeName(n int) string {
 
 func us(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Nanoseconds())/1e3) }
 
-func writeTable(w io.Writer, c config, cells []cell, idle []idleRow, started time.Time, took time.Duration, load string) {
+func writeTable(w io.Writer, c config, cells []cell, handshakes []row, idle []idleRow, started time.Time, took time.Duration, load string) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, "Generated by `go run ./internal/cmd/load -table README.md` (took %v).\n\n", took.Round(time.Second))
 	fmt.Fprintf(w, "- machine: %s, %d CPUs, %s/%s, load average %s at the start and %s at the end\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, load, loadAvg())
@@ -363,11 +467,30 @@ func writeTable(w io.Writer, c config, cells []cell, idle []idleRow, started tim
 				us(r.p50), us(r.p99), us(r.cpuPerMsg()))
 		}
 	}
+	if len(handshakes) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Handshakes in a reconnect storm (%d clients at once, each completing the WebSocket handshake and dropping the connection, cycling through %d known tokens; %d rounds, rotated order): "+
+			"coder is the bare upgrade, guard adds every default guard, and each algorithm adds auth.Sessions verifying every token in full, or, with -cached, through the verified-token cache. "+
+			"x coder = handshakes/s over the bare upgrade's in the same round, median (range); CPU and allocations are the server's, per handshake.\n\n",
+			bench.StormWorkers, bench.KnownTokens, c.rounds)
+		fmt.Fprintln(w, "| variant | x coder | CPU x coder | server allocs/handshake | handshakes/s | server CPU us/handshake |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
+		for _, r := range handshakes {
+			x, xlo, xhi := median(r.rateRatios)
+			cx, cxlo, cxhi := median(r.cpuRatios)
+			fmt.Fprintf(w, "| %s | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.0f | %.0f | %s |\n",
+				r.variant, x, xlo, xhi, cx, cxlo, cxhi, r.allocsPerMsg(), r.rate(), us(r.cpuPerMsg()))
+		}
+	}
 	if len(idle) == 0 {
 		return
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Idle connections (%d open, after a GC; heap objects + goroutine stacks, and RSS, per connection):\n\n", idle[0].conns)
+	fmt.Fprintf(w, "Idle connections (%d open, after a GC; heap objects + goroutine stacks, and RSS, per connection)", idle[0].conns)
+	if c.idleWanted > c.idle {
+		fmt.Fprintf(w, ", fewer than the %d asked for: the open-files limit allowed no more", c.idleWanted)
+	}
+	fmt.Fprint(w, ":\n\n")
 	fmt.Fprintln(w, "| variant | heap+stack B/conn | vs coder | heap B/conn | stack B/conn | RSS B/conn | server goroutines/conn |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range idle {
@@ -419,4 +542,12 @@ func writeResults(path string, md []byte) error {
 		out = "# wsguard benchmark results\n\n" + block
 	}
 	return os.WriteFile(path, []byte(out), 0o644)
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
 }

@@ -55,6 +55,8 @@ type config struct {
 	runTime    time.Duration
 	rounds     int
 	idle       int
+	idleWanted int // before fitIdle
+	hsRun      time.Duration
 	cpuprofile string
 }
 
@@ -71,7 +73,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	variants := fs.String("variants", "", "variants to run, comma-separated (default: all in this build)")
 	fs.DurationVar(&c.runTime, "run", 250*time.Millisecond, "length of one variant's run in one round (at least 5 messages per connection)")
 	fs.IntVar(&c.rounds, "rounds", 6, "rounds of interleaved runs per cell")
-	fs.IntVar(&c.idle, "idle", 1000, "connections for the idle memory measurement (0 skips it)")
+	fs.IntVar(&c.idle, "idle", 10000, "connections for the idle memory measurement (0 skips it); fewer, with a warning, when the open-files limit cannot be raised for them")
+	fs.DurationVar(&c.hsRun, "handshake-run", 250*time.Millisecond, "length of one handshake variant's run in one round of the reconnect storm (0 skips it)")
 	fs.StringVar(&c.cpuprofile, "server-cpuprofile", "", "write the server process's CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -88,6 +91,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.rounds < 1 {
 		return c, errors.New("-rounds must be at least 1")
+	}
+	if c.idle < 0 {
+		return c, errors.New("-idle must not be negative")
 	}
 	return c, nil
 }
@@ -114,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if addr == "" {
 			addr = "127.0.0.1:0"
 		}
-		return serve(ctx, addr, c.cpuprofile, c.child, stdout)
+		return serve(ctx, addr, c.cpuprofile, c.child, filesFor(c), stdout)
 	}
 	return drive(ctx, c, stdout, stderr)
 }

@@ -29,6 +29,8 @@ func TestParseFlags(t *testing.T) {
 		{"bad size", []string{"-sizes", "0"}, false},
 		{"bad conns", []string{"-conns", "x"}, false},
 		{"no rounds", []string{"-rounds", "0"}, false},
+		{"negative idle", []string{"-idle", "-1"}, false},
+		{"no idle, no handshakes", []string{"-idle", "0", "-handshake-run", "0"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -70,9 +72,9 @@ func TestDrive(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	served := make(chan error, 1)
-	go func() { served <- serve(ctx, "127.0.0.1:0", "", false, pr) }()
+	go func() { served <- serve(ctx, "127.0.0.1:0", "", false, 1024, pr) }()
 	addr := <-ready
-	err := run(ctx, []string{"-addr", addr, "-sizes", "32", "-conns", "2", "-rounds", "1", "-run", "10ms", "-idle", "4"}, &out, &out)
+	err := run(ctx, []string{"-addr", addr, "-sizes", "32", "-conns", "2", "-rounds", "1", "-run", "10ms", "-idle", "4", "-handshake-run", "10ms"}, &out, &out)
 	cancel()
 	if err := <-served; err != nil {
 		t.Error(err)
@@ -80,7 +82,7 @@ func TestDrive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"| 32 B | 2 | coder |", "| 32 B | 2 | guard |", "| guard |"} {
+	for _, want := range []string{"| 32 B | 2 | coder |", "| 32 B | 2 | guard |", "| guard |", "| HS256 |", "| EdDSA-cached |", "Idle connections (4 open"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

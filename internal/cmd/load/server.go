@@ -68,16 +68,20 @@ func rss() uint64 {
 	return pages * uint64(os.Getpagesize())
 }
 
-// serve runs every variant under /<name>, and /stats, on addr. It prints
-// "listening on <addr>" and serves until ctx ends or, when untilEOF is set
-// (as the parent's child process), stdin closes.
-func serve(ctx context.Context, addr, cpuprofile string, untilEOF bool, stdout io.Writer) error {
-	if err := bench.RaiseFileLimit(16 << 10); err != nil {
+// serve runs every variant under /<name>, every handshake variant under
+// /hs/<name>, and /stats, on addr, with room for files open files. It
+// prints "listening on <addr>" and serves until ctx ends or, when
+// untilEOF is set (as the parent's child process), stdin closes.
+func serve(ctx context.Context, addr, cpuprofile string, untilEOF bool, files uint64, stdout io.Writer) error {
+	if err := bench.RaiseFileLimit(files); err != nil {
 		fmt.Fprintln(os.Stderr, "load: server:", err)
 	}
 	mux := http.NewServeMux()
 	for _, v := range bench.Variants() {
 		mux.Handle("/"+v.Name, v.Handler())
+	}
+	for _, v := range bench.HandshakeVariants() {
+		mux.Handle("/hs/"+v.Name, v.Handler())
 	}
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
