@@ -34,6 +34,7 @@ type Conn struct {
 	cancel  context.CancelCauseFunc
 	sub     atomic.Pointer[string]
 	last    atomic.Int64 // unix nanoseconds of the last frame from the peer
+	opened  int64        // unix nanoseconds of the upgrade, when observed
 	limiter *rate.Limiter
 	strikes int // invalid messages in a row; serving goroutine only
 	msg     Message
@@ -120,6 +121,9 @@ func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
 		err = c.sendConcurrent(ctx, typ, p)
 	}
 	if err == nil {
+		if o := c.srv.obs; o != nil {
+			o.Observe(c.ctx, Event{Kind: EventMessageOut, Size: len(p), Conn: c})
+		}
 		return nil
 	}
 	if e := c.end.Load(); e != nil && e.err != nil {
@@ -290,6 +294,9 @@ func (c *Conn) finish() {
 		cause = errClosed
 	}
 	c.cancel(cause)
+	if c.srv.obs != nil {
+		c.observeClosed(e)
+	}
 
 	attrs := append(c.logAttrs(), slog.Int(errlog.KeyClose, int(e.status)))
 	if e.digest != "" {
@@ -336,7 +343,11 @@ func (c *Conn) next(typ MessageType, r io.Reader) bool {
 	now := time.Now()
 	c.last.Store(now.UnixNano())
 	if !c.limiter.AllowN(now, 1) {
-		c.fail(errlog.NewError(errlog.ResourceExhausted, errMessageRate), nil)
+		err := errlog.NewError(errlog.ResourceExhausted, errMessageRate)
+		if o := s.obs; o != nil {
+			o.Observe(c.ctx, Event{Kind: EventLimited, Code: errlog.ResourceExhausted, Reason: LimitMessageRate, Err: err, Conn: c})
+		}
+		c.fail(err, nil)
 		return false
 	}
 	if typ == MessageBinary && !s.cfg.binary {
@@ -348,7 +359,11 @@ func (c *Conn) next(typ MessageType, r io.Reader) bool {
 	*buf = data[:0]
 	if err == nil {
 		c.msg.reset(typ, data)
-		err = c.handle()
+		if s.obs == nil {
+			err = c.handle()
+		} else {
+			err = c.observedHandle()
+		}
 	}
 	if err != nil {
 		var m *Message

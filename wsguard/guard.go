@@ -86,6 +86,7 @@ func Reject(w http.ResponseWriter, r *http.Request, l *slog.Logger, err error) {
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+	observeRejected(r, code, status, err)
 
 	errlog.Log(r.Context(), l, "handshake rejected", err,
 		slog.String(errlog.KeyRemote, ClientIP(r).String()),

@@ -46,6 +46,9 @@ type config struct {
 	handshake      []func(http.Handler) http.Handler
 	onConnect      []func(context.Context, *Conn) error
 	middleware     []Middleware
+	observer       Observer
+	connStore      ConnStore
+	rateStore      RateStore
 }
 
 func defaultConfig() config {

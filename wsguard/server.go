@@ -23,6 +23,7 @@ type Server struct {
 	cfg      config
 	handler  Handler
 	log      *slog.Logger
+	obs      Observer // nil: no event is built
 	idPrefix string
 	nextID   atomic.Uint64
 	bufs     sync.Pool
@@ -55,6 +56,7 @@ func New(h Handler, opts ...Option) *Server {
 		cfg:      cfg,
 		handler:  NewChain(cfg.middleware...).Then(h),
 		log:      errlog.OrDefault(cfg.logger),
+		obs:      cfg.observer,
 		idPrefix: newIDPrefix(),
 		conns:    make(map[*Conn]struct{}),
 	}
@@ -108,13 +110,33 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (_ *http.Request,
 		}
 	}
 	if err := s.handshakes.Check(r); err != nil {
+		s.observeLimit(r, LimitHandshakeRate, err)
 		Reject(w, r, s.handshakes.cfg.logger, err)
 		return r, nil, false
 	}
+	if s.cfg.rateStore != nil {
+		if err := s.checkSharedRate(r); err != nil {
+			s.observeLimit(r, LimitHandshakeRate, err)
+			Reject(w, r, s.handshakes.cfg.logger, err)
+			return r, nil, false
+		}
+	}
 	release, err := s.connLimit.Acquire(r)
 	if err != nil {
+		s.observeLimit(r, LimitConnCap, err)
 		Reject(w, r, s.connLimit.cfg.logger, err)
 		return r, nil, false
+	}
+	if s.cfg.connStore != nil {
+		shared, err := s.acquireShared(r)
+		if err != nil {
+			release()
+			s.observeLimit(r, LimitConnCap, err)
+			Reject(w, r, s.connLimit.cfg.logger, err)
+			return r, nil, false
+		}
+		local := release
+		release = func() { shared(); local() }
 	}
 	if s.origin != nil {
 		if err := s.origin.Check(r); err != nil {
@@ -135,6 +157,9 @@ func newIDPrefix() string {
 // ServeHTTP runs the guards and, when they all pass, upgrades the request
 // and serves the connection until it ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.obs != nil {
+		r = withObserver(r, s.obs)
+	}
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()
@@ -158,6 +183,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	c := s.accept(w, r)
 	if c == nil {
 		return
+	}
+	if s.obs != nil {
+		s.observeOpened(r, c)
 	}
 	if !s.register(c) {
 		c.fail(errlog.NewError(errlog.Canceled, errDraining), nil)
@@ -192,6 +220,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 		errlog.Log(r.Context(), s.log, "handshake rejected", errlog.NewError(errlog.Protocol, err),
 			slog.String(errlog.KeyRemote, c.remote),
 			slog.Any(errlog.KeyUA, errlog.Untrusted(r.UserAgent())))
+		observeRejected(r, errlog.Protocol, errlog.Protocol.HTTPStatus(), err)
 		return nil
 	}
 	c.ws, c.nc = ws, tap.nc
