@@ -1,0 +1,193 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wsguard/kit/wsguard"
+)
+
+// DefaultLeaseTTL is how long a connection's lease outlives its last
+// refresh: the time a crashed instance's connections keep counting.
+const DefaultLeaseTTL = 30 * time.Second
+
+// maxRefreshBatch bounds the leases refreshed by one script call.
+const maxRefreshBatch = 1000
+
+// acquireScript takes a lease for one connection under both caps, or
+// reports which is full: 0 taken, 1 client full, 2 total full. Leases are
+// sorted-set members scored by their expiry in the server's time, so that
+// the instances' clocks do not matter and a lease not refreshed drops out.
+var acquireScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 2 end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[4])
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 0
+`)
+
+// refreshScript extends live leases: KEYS[1] the total set, KEYS[i+1] the
+// client set of the lease ARGV[i+1]; ARGV[1] the TTL. XX: a lease released
+// meanwhile is not brought back.
+var refreshScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+for i = 2, #ARGV do
+	redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i])
+	redis.call('ZADD', KEYS[i], 'XX', now + ttl, ARGV[i])
+	redis.call('PEXPIRE', KEYS[i], ttl)
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 0
+`)
+
+// Conns is a wsguard.ConnStore: connection counts shared by every instance
+// using the same Redis and prefix, kept as leases with a TTL that this
+// process refreshes while the connection lives, so that the counts of a
+// crashed instance expire by themselves after the lease TTL. It fails open
+// by default. Refreshes run on a timer only while leases are held: no
+// goroutine is left behind.
+type Conns struct {
+	s        *Store
+	cfg      useConfig
+	ttl      time.Duration
+	instance string // prefix of this process's lease ids
+	next     atomic.Uint64
+
+	mu     sync.Mutex
+	leases map[string]string // lease id -> client key
+	timer  *time.Timer       // nil when no lease is held
+}
+
+// Conns returns the store's shared connection counts, with leases of
+// [DefaultLeaseTTL] (see [WithLeaseTTL]).
+func (s *Store) Conns(opts ...UseOption) *Conns {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	cfg := newUseConfig(FailOpen, opts)
+	return &Conns{s: s, cfg: cfg, ttl: cmp0(cfg.leaseTTL, DefaultLeaseTTL), instance: hex.EncodeToString(b[:]), leases: make(map[string]string)}
+}
+
+// WithLeaseTTL sets how long a connection's lease lasts without a refresh
+// ([Store.Conns] only); it is refreshed every third of it.
+func WithLeaseTTL(d time.Duration) UseOption { return func(c *useConfig) { c.leaseTTL = d } }
+
+func cmp0(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func (c *Conns) totalKey() string          { return c.s.prefix + "{conns}:total" }
+func (c *Conns) clientKey(k string) string { return c.s.prefix + "{conns}:client:" + k }
+
+// UseConnCap names the shared connection caps in logs and events.
+const UseConnCap = wsguard.LimitConnCap
+
+// AcquireConn implements wsguard.ConnStore with one script call.
+func (c *Conns) AcquireConn(ctx context.Context, client string, maxTotal, maxClient int) (func(), error) {
+	id := c.instance + "-" + strconv.FormatUint(c.next.Add(1), 36)
+	cctx, cancel := c.s.ctx(ctx)
+	defer cancel()
+	res, err := acquireScript.Run(cctx, c.s.c, []string{c.totalKey(), c.clientKey(client)},
+		c.ttl.Milliseconds(), maxTotal, maxClient, id).Int()
+	if err != nil {
+		c.s.failed(ctx, UseConnCap, c.cfg.mode, err)
+		if c.cfg.mode == FailOpen {
+			return func() {}, nil
+		}
+		return nil, fmt.Errorf("redisstore: %w", err)
+	}
+	switch res {
+	case 1:
+		return nil, fmt.Errorf("redisstore: client %s: %w (%d)", client, wsguard.ErrClientCap, maxClient)
+	case 2:
+		return nil, fmt.Errorf("redisstore: %w (%d)", wsguard.ErrTotalCap, maxTotal)
+	}
+	c.mu.Lock()
+	c.leases[id] = client
+	if c.timer == nil {
+		c.timer = time.AfterFunc(c.ttl/3, c.refresh)
+	}
+	c.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { c.release(id, client) }) }, nil
+}
+
+// Open returns the number of leases this process holds.
+func (c *Conns) Open() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.leases)
+}
+
+func (c *Conns) release(id, client string) {
+	c.mu.Lock()
+	delete(c.leases, id)
+	c.mu.Unlock()
+	ctx, cancel := c.s.ctx(context.Background())
+	defer cancel()
+	_, err := c.s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, c.totalKey(), id)
+		p.ZRem(ctx, c.clientKey(client), id)
+		return nil
+	})
+	if err != nil {
+		// The lease expires by itself.
+		c.s.failed(ctx, UseConnCap, c.cfg.mode, err)
+	}
+}
+
+// refresh runs on the timer: it extends every lease held and runs again
+// after a third of the TTL, as long as leases are held.
+func (c *Conns) refresh() {
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.leases))
+	clients := make([]string, 0, len(c.leases))
+	for id, client := range c.leases {
+		ids = append(ids, id)
+		clients = append(clients, client)
+	}
+	c.mu.Unlock()
+	for len(ids) > 0 {
+		n := min(len(ids), maxRefreshBatch)
+		keys := make([]string, 0, n+1)
+		args := make([]any, 0, n+1)
+		keys = append(keys, c.totalKey())
+		args = append(args, c.ttl.Milliseconds())
+		for i := range n {
+			keys = append(keys, c.clientKey(clients[i]))
+			args = append(args, ids[i])
+		}
+		ctx, cancel := c.s.ctx(context.Background())
+		if err := refreshScript.Run(ctx, c.s.c, keys, args...).Err(); err != nil {
+			c.s.failed(ctx, UseConnCap, c.cfg.mode, err)
+		}
+		cancel()
+		ids, clients = ids[n:], clients[n:]
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.leases) == 0 {
+		c.timer = nil
+		return
+	}
+	c.timer.Reset(c.ttl / 3)
+}
