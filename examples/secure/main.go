@@ -21,6 +21,13 @@
 // with 4408. A valid one is answered with "Authenticated!". At the token's
 // exp plus 5 s the connection closes with 4401 "token expired", unless the
 // client has sent {"type":"refresh","token":"<new jwt>"} for the same sub.
+//
+// With -metrics-addr the server serves Prometheus metrics at /metrics on
+// that address, a listener apart from the WebSocket one (off by default).
+// With -redis-addr, instances sharing that Redis enforce one revocation
+// list, one connection cap per client IP and one handshake rate:
+// revocation fails closed when Redis is unreachable, the limits fail open
+// (with a warning and the wsguard_store_errors_total metric).
 package main
 
 import (
@@ -40,9 +47,15 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/observe/prom"
+	"github.com/wsguard/kit/store/redisstore"
 	"github.com/wsguard/kit/wsguard"
 )
 
@@ -75,10 +88,14 @@ type config struct {
 	authTimeout     time.Duration
 	issuer          string
 	audience        string
+	metricsAddr     string
+	redisAddr       string
 
-	secret []byte        // the HS256 key
-	leeway time.Duration // on exp, nbf and iat; not a flag, tests shorten it
-	logger *slog.Logger
+	secret   []byte            // the HS256 key
+	observer wsguard.Observer  // from -metrics-addr, or nil
+	store    *redisstore.Store // from -redis-addr, or nil
+	leeway   time.Duration     // on exp, nbf and iat; not a flag, tests shorten it
+	logger   *slog.Logger
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -98,6 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.authTimeout, "auth-timeout", auth.DefaultAuthTimeout, "how long a client without a handshake token has to send it")
 	fs.StringVar(&c.issuer, "issuer", "", "required iss claim (none when empty)")
 	fs.StringVar(&c.audience, "audience", "", "required aud claim (none when empty)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (off when empty)")
+	fs.StringVar(&c.redisAddr, "redis-addr", "", "Redis host:port (or Unix socket path) shared by all instances for revocations, connection caps and handshake rate (per instance when empty)")
 	return c, fs.Parse(args)
 }
 
@@ -113,6 +132,13 @@ func greet(ctx context.Context, c *wsguard.Conn, _ *auth.Principal) error {
 // newServer returns the HTTP handler serving the socket at / and the
 // WebSocket server behind it, for Shutdown.
 func newServer(c config) (http.Handler, *wsguard.Server, error) {
+	h, ws, _, err := newServerSessions(c)
+	return h, ws, err
+}
+
+// newServerSessions is newServer also returning the sessions, whose
+// subjects a shared revocation closes.
+func newServerSessions(c config) (http.Handler, *wsguard.Server, *auth.Sessions, error) {
 	vopts := []auth.VerifierOption{auth.WithLeeway(c.leeway)}
 	if c.issuer != "" {
 		vopts = append(vopts, auth.WithIssuer(c.issuer))
@@ -122,13 +148,26 @@ func newServer(c config) (http.Handler, *wsguard.Server, error) {
 	}
 	v, err := auth.NewVerifier(jwa.HS256(), c.secret, vopts...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	sessions := auth.NewSessions(v,
+	sopts := []auth.Option{
 		auth.WithFirstMessage(c.authTimeout),
 		auth.OnAuthenticated(greet),
-		auth.WithLogger(c.logger))
-	opts := append(sessions.Options(),
+		auth.WithLogger(c.logger),
+	}
+	var shared []wsguard.Option
+	if c.store != nil {
+		sopts = append(sopts, auth.WithRevoker(c.store.Revoker(), 0))
+		shared = append(shared,
+			wsguard.WithConnStore(c.store.Conns()),
+			wsguard.WithHandshakeStore(c.store.Handshakes()))
+	}
+	if c.observer != nil {
+		shared = append(shared, wsguard.WithObserver(c.observer))
+	}
+	sessions := auth.NewSessions(v, sopts...)
+	opts := append(sessions.Options(), shared...)
+	opts = append(opts,
 		wsguard.WithLogger(c.logger),
 		wsguard.WithSubprotocols("wsguard.v1"),
 		wsguard.WithReadLimit(c.readLimit),
@@ -143,7 +182,7 @@ func newServer(c config) (http.Handler, *wsguard.Server, error) {
 	ws := wsguard.New(wsguard.HandlerFunc(echo), opts...)
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", ws)
-	return mux, ws, nil
+	return mux, ws, sessions, nil
 }
 
 // run serves until ctx ends (SIGINT, SIGTERM), then drains: every
@@ -173,9 +212,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		c.secret = make([]byte, 32)
 		_, _ = rand.Read(c.secret)
 	}
-	h, ws, err := newServer(c)
+	if c.metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		obs, err := prom.New(reg)
+		if err != nil {
+			return err
+		}
+		c.observer = obs
+		stopMetrics, err := serveMetrics(c.metricsAddr, reg, stdout, c.logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	if c.redisAddr != "" {
+		opts := &redis.Options{Addr: c.redisAddr}
+		if strings.HasPrefix(c.redisAddr, "/") {
+			opts.Network = "unix" // a socket path
+		}
+		rc := redis.NewClient(opts)
+		defer rc.Close()
+		c.store = redisstore.New(rc, redisstore.WithLogger(c.logger), redisstore.WithObserver(c.observer))
+	}
+	h, ws, sessions, err := newServerSessions(c)
 	if err != nil {
 		return err
+	}
+	if c.store != nil {
+		// Subjects revoked by any instance lose their connections here too.
+		stop, err := c.store.Revoker().Subscribe(ctx, func(sub string) { sessions.CloseSubject(sub) })
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -190,6 +260,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	return serve(ctx, ln, h, ws, c.shutdownTimeout, c.logger)
+}
+
+// serveMetrics serves reg at /metrics on addr, a listener apart from the
+// WebSocket one so that it can stay off the public network, until stop.
+func serveMetrics(addr string, reg *prometheus.Registry, stdout io.Writer, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(ln)
+	}()
+	fmt.Fprintf(stdout, "secure: metrics at http://%s/metrics\n", ln.Addr())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		<-done
+	}, nil
 }
 
 // printDemo prints a token valid with the made-up key, and how to use it.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/internal/redistest"
 	"github.com/wsguard/kit/internal/wstest"
 )
 
@@ -533,5 +535,115 @@ func TestSignal(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v, want 0", err)
+	}
+}
+
+// startPrinting runs the server as main does, with the test key, and
+// returns what it printed after each prefix once every prefix was printed.
+func startPrinting(t *testing.T, args []string, prefixes ...string) []string {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...),
+			func(k string) string { return map[string]string{secretEnv: string(secret)}[k] }, pw, io.Discard)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	br := bufio.NewReader(pr)
+	got := make([]string, len(prefixes))
+	for missing := len(prefixes); missing > 0; {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("server output: %v", err)
+		}
+		for i, p := range prefixes {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), p); ok && got[i] == "" {
+				got[i] = rest
+				missing--
+			}
+		}
+	}
+	go io.Copy(io.Discard, br)
+	return got
+}
+
+// TestMetricsListener scrapes -metrics-addr after a scripted session.
+func TestMetricsListener(t *testing.T) {
+	t.Parallel()
+	got := startPrinting(t, []string{"-metrics-addr", "127.0.0.1:0"}, "secure: listening on ", "secure: metrics at ")
+	url, metricsURL := got[0], got[1]
+
+	c, _, err := websocket.Dial(ctx5(t), url, dialOpts("header", mint(t, validFor("alice", time.Minute))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := c.Read(ctx5(t)); err != nil || string(b) != "Authenticated!" {
+		t.Fatalf("greeting %q, %v", b, err)
+	}
+	echoes(t, c, "one")
+	echoes(t, c, "two")
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, resp, err := websocket.Dial(ctx5(t), url, dialOpts("header", "not-a-token")); err == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("bad token: %v", err)
+	}
+
+	want := []string{
+		`wsguard_handshakes_total{code="",result="accepted"} 1`,
+		`wsguard_handshakes_total{code="unauthenticated",result="rejected"} 1`,
+		`wsguard_messages_total{direction="in"} 2`,
+		`wsguard_connections_open 0`,
+		`wsguard_auth_failures_total{reason="invalid token"} 1`,
+	}
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(metricsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		missing := slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(body, w) })
+		if !missing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack some of %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "alice") || strings.Contains(body, "127.0.0.1") {
+		t.Fatal("a subject or an IP became a label")
+	}
+}
+
+// TestTwoInstancesShareRedis runs two servers on one Redis: the per-IP cap
+// is one cap across both.
+func TestTwoInstancesShareRedis(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	args := []string{"-redis-addr", rs.Addr, "-max-conns-per-ip", "1"}
+	a := startPrinting(t, args, "secure: listening on ")[0]
+	b := startPrinting(t, args, "secure: listening on ")[0]
+
+	c, _, err := websocket.Dial(ctx5(t), a, dialOpts("header", mint(t, validFor("alice", time.Minute))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if _, _, err := c.Read(ctx5(t)); err != nil {
+		t.Fatal(err)
+	}
+	_, resp, err := websocket.Dial(ctx5(t), b, dialOpts("header", mint(t, validFor("bob", time.Minute))))
+	if err == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("second connection from the same IP on the other instance: %v, %v", err, resp)
 	}
 }
