@@ -20,7 +20,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/observe/prom"
 	"github.com/wsguard/kit/wsguard"
 )
 
@@ -44,6 +47,7 @@ type config struct {
 	pingInterval    time.Duration
 	logFile         string
 	shutdownTimeout time.Duration
+	metricsAddr     string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -60,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.pingInterval, "ping-interval", wsguard.DefaultPingInterval, "ping connections quiet this long")
 	fs.StringVar(&c.logFile, "log-file", "", "JSON-lines log file (stderr when empty)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to drain connections on SIGTERM")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (off when empty)")
 	return c, fs.Parse(args)
 }
 
@@ -68,7 +73,7 @@ func echo(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
 	return c.Send(ctx, m.Type, append([]byte("Server received: "), m.Data...))
 }
 
-func newServer(c config, logger *slog.Logger) *wsguard.Server {
+func newServer(c config, logger *slog.Logger, extra ...wsguard.Option) *wsguard.Server {
 	opts := []wsguard.Option{
 		wsguard.WithLogger(logger),
 		wsguard.WithReadLimit(c.readLimit),
@@ -80,7 +85,7 @@ func newServer(c config, logger *slog.Logger) *wsguard.Server {
 	if c.origins != "" {
 		opts = append(opts, wsguard.WithOrigins(strings.Split(c.origins, ",")...))
 	}
-	return wsguard.New(wsguard.HandlerFunc(echo), opts...)
+	return wsguard.New(wsguard.HandlerFunc(echo), append(opts, extra...)...)
 }
 
 // run serves until ctx ends (SIGINT, SIGTERM), then drains: every
@@ -99,7 +104,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer f.Close()
 		logger = l
 	}
-	return serve(ctx, c.addr, newServer(c, logger), c.shutdownTimeout, stdout, logger)
+	var extra []wsguard.Option
+	if c.metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		obs, err := prom.New(reg)
+		if err != nil {
+			return err
+		}
+		addr, stop, err := prom.Listen(c.metricsAddr, reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(stdout, "echo: metrics at http://%s/metrics\n", addr)
+		extra = append(extra, wsguard.WithObserver(obs))
+	}
+	return serve(ctx, c.addr, newServer(c, logger, extra...), c.shutdownTimeout, stdout, logger)
 }
 
 func serve(ctx context.Context, addr string, ws *wsguard.Server, shutdownTimeout time.Duration, stdout io.Writer, logger *slog.Logger) error {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,9 +25,10 @@ func TestMain(m *testing.M) {
 }
 
 type running struct {
-	url  string
-	stop context.CancelFunc
-	done chan error
+	url     string
+	metrics string // with -metrics-addr
+	stop    context.CancelFunc
+	done    chan error
 }
 
 // startEcho runs the example as main does, on a free port, and returns its
@@ -40,12 +42,22 @@ func startEcho(t *testing.T, args ...string) *running {
 		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), pw, io.Discard)
 		pw.Close()
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("server did not start: %v", err)
+	br := bufio.NewReader(pr)
+	r := &running{stop: stop, done: done}
+	for r.url == "" {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("server did not start: %v", err)
+		}
+		line = strings.TrimSpace(line)
+		if u, ok := strings.CutPrefix(line, "echo: metrics at "); ok {
+			r.metrics = u
+		}
+		if u, ok := strings.CutPrefix(line, "echo: listening on "); ok {
+			r.url = u
+		}
 	}
-	go io.Copy(io.Discard, pr)
-	r := &running{url: strings.TrimSpace(strings.TrimPrefix(line, "echo: listening on ")), stop: stop, done: done}
+	go io.Copy(io.Discard, br)
 	t.Cleanup(func() {
 		stop()
 		<-done
@@ -207,6 +219,39 @@ func TestSignalDrains(t *testing.T) {
 	for s := range statuses {
 		if s != websocket.StatusGoingAway {
 			t.Fatalf("close %v, want 1001", s)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	srv := startEcho(t, "-metrics-addr", "127.0.0.1:0", "-rate", "1", "-burst", "2")
+	raw := wstest.DialRaw(t, srv.url, nil)
+	for range 5 {
+		if err := raw.WriteFrame(true, wstest.OpText, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status, _, err := raw.ReadClose(5 * time.Second); err != nil || status != 4429 {
+		t.Fatalf("close %d (%v), want 4429", status, err)
+	}
+	want := []string{
+		`wsguard_connections_closed_total{code="resource_exhausted",status="4429"} 1`,
+		`wsguard_limited_total{limit="message_rate"} 1`,
+		`wsguard_connections_open 0`,
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(srv.metrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(string(b), w) }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack some of %q:\n%s", want, b)
 		}
 	}
 }

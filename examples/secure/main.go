@@ -49,7 +49,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wsguard/kit/auth"
@@ -220,11 +219,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		c.observer = obs
-		stopMetrics, err := serveMetrics(c.metricsAddr, reg, stdout, c.logger)
+		addr, stopMetrics, err := prom.Listen(c.metricsAddr, reg, c.logger)
 		if err != nil {
 			return err
 		}
 		defer stopMetrics()
+		fmt.Fprintf(stdout, "secure: metrics at http://%s/metrics\n", addr)
 	}
 	if c.redisAddr != "" {
 		opts := &redis.Options{Addr: c.redisAddr}
@@ -260,34 +260,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	return serve(ctx, ln, h, ws, c.shutdownTimeout, c.logger)
-}
-
-// serveMetrics serves reg at /metrics on addr, a listener apart from the
-// WebSocket one so that it can stay off the public network, until stop.
-func serveMetrics(addr string, reg *prometheus.Registry, stdout io.Writer, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	hs := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = hs.Serve(ln)
-	}()
-	fmt.Fprintf(stdout, "secure: metrics at http://%s/metrics\n", ln.Addr())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = hs.Shutdown(ctx)
-		<-done
-	}, nil
 }
 
 // printDemo prints a token valid with the made-up key, and how to use it.
