@@ -84,29 +84,13 @@ func TestEchoServer(t *testing.T) {
 		t.Fatalf("reply %q, %v", b, err)
 	}
 
-	for _, tc := range []struct {
-		name   string
-		send   func(*wstest.Raw) error
-		status int
-	}{
-		{"binary", func(r *wstest.Raw) error { return r.WriteFrame(true, wstest.OpBinary, []byte{0}) }, 1003},
-		{"over read limit", func(r *wstest.Raw) error { return r.WriteFrame(true, wstest.OpText, make([]byte, 1025)) }, 1009},
-		{"invalid UTF-8", func(r *wstest.Raw) error { return r.WriteFrame(true, wstest.OpText, []byte{0xc0, 0xaf}) }, 1007},
-		{"flood", func(r *wstest.Raw) error {
-			for range 10 {
-				if err := r.WriteFrame(true, wstest.OpText, []byte("x")); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, 4429},
-	} {
+	for _, tc := range wstest.Abuses(1024) {
 		raw := wstest.DialRaw(t, srv.url, nil)
-		if err := tc.send(raw); err != nil {
+		if err := tc.Send(raw); err != nil {
 			t.Fatal(err)
 		}
-		if status, _, err := raw.ReadClose(10 * time.Second); err != nil || status != tc.status {
-			t.Fatalf("%s: close %d (%v), want %d", tc.name, status, err, tc.status)
+		if status, _, err := raw.ReadClose(10 * time.Second); err != nil || status != tc.Status {
+			t.Fatalf("%s: close %d (%v), want %d", tc.Name, status, err, tc.Status)
 		}
 	}
 

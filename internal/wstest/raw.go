@@ -246,3 +246,30 @@ func (l *Logs) WaitFor(t testing.TB, msg string, d time.Duration) []map[string]a
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Abuse is a bad input that a guarded endpoint must answer by closing with
+// Status.
+type Abuse struct {
+	Name   string
+	Send   func(*Raw) error
+	Status int
+}
+
+// Abuses returns the inputs every hardened example must survive: a binary
+// message on a text endpoint, a message over readLimit, invalid UTF-8, and a
+// flood of ten messages (the endpoint's burst must be lower).
+func Abuses(readLimit int) []Abuse {
+	return []Abuse{
+		{"binary", func(r *Raw) error { return r.WriteFrame(true, OpBinary, []byte{0}) }, 1003},
+		{"over the read limit", func(r *Raw) error { return r.WriteFrame(true, OpText, make([]byte, readLimit+1)) }, 1009},
+		{"invalid UTF-8", func(r *Raw) error { return r.WriteFrame(true, OpText, []byte{0xc0, 0xaf}) }, 1007},
+		{"flood", func(r *Raw) error {
+			for range 10 {
+				if err := r.WriteFrame(true, OpText, []byte("x")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, 4429},
+	}
+}
