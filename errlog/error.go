@@ -69,8 +69,7 @@ func CodeOf(err error) Code {
 	if err == nil {
 		return 0
 	}
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e.code
 	}
 	switch {
@@ -87,8 +86,7 @@ func CodeOf(err error) Code {
 // TextOf returns the public text for err: the one given to
 // [NewPublicError], else the text of its code.
 func TextOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Text()
 	}
 	return CodeOf(err).Text()
@@ -97,22 +95,22 @@ func TextOf(err error) string {
 // PeerGone reports whether err says the peer closed the connection: a close
 // frame (any status), EOF, or a closed or reset socket.
 func PeerGone(err error) bool {
-	if websocket.CloseStatus(err) != -1 {
+	if _, ok := errors.AsType[websocket.CloseError](err); ok {
 		return true
 	}
-	var ne net.Error
-	return errors.Is(err, io.EOF) ||
+	_, isNetErr := errors.AsType[net.Error](err)
+	return isNetErr || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) ||
-		errors.As(err, &ne)
+		errors.Is(err, syscall.EPIPE)
 }
 
 // NormalClosure reports whether err is the peer's own orderly close (status
 // 1000 or 1001), which is not an error.
 func NormalClosure(err error) bool {
-	switch websocket.CloseStatus(err) {
+	ce, _ := errors.AsType[websocket.CloseError](err)
+	switch ce.Code {
 	case websocket.StatusNormalClosure, websocket.StatusGoingAway:
 		return true
 	}

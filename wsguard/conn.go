@@ -234,9 +234,9 @@ func (c *Conn) fail(err error, m *Message) {
 	switch {
 	case code == errlog.Canceled && errlog.PeerGone(err):
 		graceful = false
-		e.status = websocket.CloseStatus(err)
-		if e.status < 0 {
-			e.status = websocket.StatusAbnormalClosure
+		e.status = websocket.StatusAbnormalClosure
+		if ce, ok := errors.AsType[websocket.CloseError](err); ok {
+			e.status = ce.Code
 		}
 	case errors.Is(err, errWriteTimeout):
 		graceful = false

@@ -107,8 +107,7 @@ func retryAfterSeconds(d time.Duration) int64 {
 // RetryAfter returns the delay after which a request refused with err may
 // succeed, or 0 when err carries none.
 func RetryAfter(err error) time.Duration {
-	var re *retryAfterError
-	if errors.As(err, &re) {
+	if re, ok := errors.AsType[*retryAfterError](err); ok {
 		return re.after
 	}
 	return 0

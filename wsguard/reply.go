@@ -37,8 +37,7 @@ type Replier interface {
 
 func replyFor(err error) ([]byte, error) {
 	r := ErrorReply{Code: errlog.CodeOf(err).String(), Message: errlog.TextOf(err)}
-	var rp Replier
-	if errors.As(err, &rp) {
+	if rp, ok := errors.AsType[Replier](err); ok {
 		r = rp.Reply()
 	}
 	r.Type = "error"
