@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/wsguard/kit/internal/wstest"
 )
 
 // Client is a minimal WebSocket client for closed-loop echo load: it sends
@@ -38,23 +39,7 @@ func Dial(wsURL string, header http.Header, payload []byte) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var key [16]byte
-	_, _ = rand.Read(key[:])
-	req := &http.Request{
-		Method: http.MethodGet,
-		URL:    &url.URL{Path: u.Path, RawQuery: u.RawQuery},
-		Host:   u.Host,
-		Header: http.Header{
-			"Upgrade":               {"websocket"},
-			"Connection":            {"Upgrade"},
-			"Sec-WebSocket-Version": {"13"},
-			"Sec-WebSocket-Key":     {base64.StdEncoding.EncodeToString(key[:])},
-		},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
+	req := wstest.UpgradeRequest(u, header)
 	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := req.Write(nc); err != nil {
 		nc.Close()

@@ -55,6 +55,22 @@ func DialRaw(t testing.TB, wsURL string, header http.Header) *Raw {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
+	req := UpgradeRequest(u, header)
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := req.Write(nc); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Raw{Conn: nc, br: br, Response: resp}
+}
+
+// UpgradeRequest returns the opening handshake request for u with a
+// fresh key and the extra headers given, ready for Request.Write.
+func UpgradeRequest(u *url.URL, header http.Header) *http.Request {
 	var key [16]byte
 	_, _ = rand.Read(key[:])
 	req := &http.Request{
@@ -72,16 +88,7 @@ func DialRaw(t testing.TB, wsURL string, header http.Header) *Raw {
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := req.Write(nc); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Raw{Conn: nc, br: br, Response: resp}
+	return req
 }
 
 // WriteFrame writes one masked frame.
