@@ -35,11 +35,11 @@ const DefaultVerifiedCacheSize = 10_000
 //   - what was checked depends on the token's bytes alone (signature,
 //     algorithm, issuer, audience, required claims, lifetime), except
 //     exp, nbf and iat, which are checked again on every hit against the
-//     verifier's clock and leeway as jwx checks them; when one fails, or
-//     the keys a key-set token's kid names are no longer the ones that
-//     verified it (a JWKS rotation, a key removed), the entry is dropped
-//     and the token verified in full, so it is refused with the very
-//     error an uncached one gets;
+//     verifier's clock and leeway by the same code as in a full
+//     verification; when one fails, or the keys a key-set token's kid
+//     names are no longer the ones that verified it (a JWKS rotation, a
+//     key removed), the entry is dropped and the token verified in full,
+//     so it is refused with the very error an uncached one gets;
 //   - revocation is not cached: [Middleware] and [Sessions] ask the
 //     [Revoker] after every verification, hit or not.
 //
@@ -159,17 +159,11 @@ func (c *tokenCache) unlink(e *verified) {
 }
 
 // stillValid reports whether a fresh verification of e's token would
-// succeed now: its time claims hold at now, checked as jwx checks them
-// (with the verifier's leeway and no truncation), and a key-set token's
-// kid still names the keys that verified it.
+// succeed now: its time claims hold at now, checked by the same
+// [Verifier.checkTimes] as a full verification, and a key-set token's kid
+// still names the keys that verified it.
 func (v *Verifier) stillValid(e *verified, now time.Time) bool {
-	lw := v.cfg.leeway
-	switch {
-	case !now.Before(e.exp.Add(lw)):
-		return false
-	case !e.nbf.IsZero() && now.Before(e.nbf.Add(-lw)):
-		return false
-	case !e.iat.IsZero() && now.Before(e.iat.Add(-lw)):
+	if v.checkTimes(e.exp, e.nbf, e.iat, now) != nil {
 		return false
 	}
 	if v.alg != "" {

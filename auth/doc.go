@@ -4,8 +4,9 @@
 // A [Verifier] checks tokens under a strict profile (the algorithm comes
 // from the key, compact form only, exp required, 5 s leeway, size capped
 // before parsing) with a static key ([NewVerifier]), a key set
-// ([NewKeySetVerifier]) or a remote JWKS ([NewJWKSVerifier]), on
-// github.com/lestrrat-go/jwx/v3. It remembers the tokens it verified
+// ([NewKeySetVerifier]) or a remote JWKS ([NewJWKSVerifier]); signatures
+// and keys are github.com/lestrrat-go/jwx/v3's (and its dsig library's),
+// the claims are decoded strictly and checked here. It remembers the tokens it verified
 // ([WithVerifiedCache]), so that a reconnect storm of known tokens costs
 // no signature checks, without changing any answer.
 //

@@ -2,13 +2,18 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/wsguard/kit/errlog"
 )
@@ -114,6 +119,56 @@ func FuzzVerify(f *testing.F) {
 		}
 		if txt := errlog.TextOf(err); txt != textInvalid && txt != textExpired {
 			t.Fatalf("public text %q", txt)
+		}
+	})
+}
+
+// FuzzSignedClaims signs arbitrary headers and claims sets with the key,
+// so that the fuzzer reaches the claims decoder and checks, which a forged
+// signature never does, and holds the result against jwx's own jwt.Parse
+// with the same profile: this verifier may refuse what jwx accepts (a
+// duplicate claim, a string exp), never accept what jwx refuses, and an
+// accepted token means the same subject, expiry and audience to both.
+func FuzzSignedClaims(f *testing.F) {
+	now := time.Unix(1_700_000_000, 0)
+	v, err := NewVerifier(jwa.HS256(), fuzzSecret, WithClock(func() time.Time { return now }),
+		WithAudience("chat"), WithMaxLifetime(2*time.Hour))
+	if err != nil {
+		f.Fatal(err)
+	}
+	opts := []jwt.ParseOption{
+		jwt.WithKey(jwa.HS256(), fuzzSecret), jwt.WithValidate(true), jwt.WithAcceptableSkew(DefaultLeeway),
+		jwt.WithTruncation(0), jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })),
+		jwt.WithRequiredClaim(jwt.ExpirationKey), jwt.WithRequiredClaim(jwt.SubjectKey),
+		jwt.WithAudience("chat"), jwt.WithMaxDelta(2*time.Hour, jwt.ExpirationKey, jwt.IssuedAtKey),
+	}
+	f.Add(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"alice","aud":"chat","iat":1700000000,"exp":1700003600}`)
+	f.Add(`{"alg":"HS256"}`, `{"sub":"alice","aud":["mail","chat"],"iat":1699999999.5,"exp":1700000004.9999999999,"nbf":1700000003}`)
+	f.Add(`{"alg":"HS256"}`, `{"sub":"alice","sub":"root","aud":"chat","iat":1700000000,"exp":1700003600}`)
+	f.Add(`{"alg":"HS256","crit":["x"],"x":1}`, `{"sub":"alice","aud":"chat","iat":1700000000,"exp":"1700003600"}`)
+	f.Add(`{"alg":"HS256"}`, `{"sub":"","aud":"chat","iat":1700000000,"exp":1700003600,"n":{"a":[1,2]}}`)
+	f.Fuzz(func(t *testing.T, header, claims string) {
+		enc := base64.RawURLEncoding
+		in := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(claims))
+		mac := hmac.New(sha256.New, fuzzSecret)
+		mac.Write([]byte(in))
+		tok := in + "." + enc.EncodeToString(mac.Sum(nil))
+		p, err := v.Verify(context.Background(), Token(tok))
+		if err != nil {
+			if errlog.CodeOf(err) != errlog.Unauthenticated {
+				t.Fatalf("unclassified: %v", err)
+			}
+			return
+		}
+		jt, jerr := jwt.ParseString(tok, opts...)
+		if jerr != nil {
+			t.Fatalf("accepted what jwx refuses (%v): header %q claims %q", jerr, header, claims)
+		}
+		sub, _ := jt.Subject()
+		exp, _ := jt.Expiration()
+		aud, _ := jt.Audience()
+		if p.Subject != sub || p.Subject == "" || !p.Expiry.Equal(exp) || !slices.Equal(p.Audience, aud) {
+			t.Fatalf("principal %+v, jwx reads sub %q exp %v aud %q", p, sub, exp, aud)
 		}
 	})
 }

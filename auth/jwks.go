@@ -11,7 +11,6 @@ import (
 	"github.com/lestrrat-go/httprc/v3"
 	"github.com/lestrrat-go/httprc/v3/errsink"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
 // Defaults of [NewJWKSVerifier].
@@ -148,7 +147,7 @@ func NewJWKSVerifier(ctx context.Context, url string, opts ...VerifierOption) (*
 		_ = src.close()
 		return nil, fmt.Errorf("auth: JWKS %s: %w", url, err)
 	}
-	return newVerifier(cfg, &Verifier{jwks: src, opts: cfg.parseOptions(jwt.WithKeySet(src.set))}), nil
+	return newVerifier(cfg, &Verifier{jwks: src}), nil
 }
 
 // firstFetch reports why the first fetch failed: the cache only says it

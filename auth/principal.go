@@ -3,8 +3,6 @@ package auth
 import (
 	"context"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
 // Principal is whom a verified token authenticates. It is immutable: a
@@ -17,29 +15,26 @@ type Principal struct {
 	IssuedAt time.Time // iat, or zero
 	TokenID  string    // jti, or ""
 	// Claims holds the private claims, as decoded from JSON (strings,
-	// float64, bool, []any, map[string]any).
+	// float64, bool, []any, map[string]any); nil when there are none.
 	Claims map[string]any
 }
 
-func newPrincipal(t jwt.Token) *Principal {
-	p := &Principal{Claims: make(map[string]any)}
-	for _, k := range t.Keys() {
-		switch k {
-		case jwt.SubjectKey, jwt.IssuerKey, jwt.AudienceKey, jwt.ExpirationKey,
-			jwt.NotBeforeKey, jwt.IssuedAtKey, jwt.JwtIDKey:
-			continue
-		}
-		var v any
-		if t.Get(k, &v) == nil {
-			p.Claims[k] = v
-		}
+func newPrincipal(c *claims) *Principal {
+	p := &Principal{
+		Subject:  *c.Subject,
+		Expiry:   c.exp,
+		IssuedAt: c.iat,
+		Claims:   c.Private,
 	}
-	p.Subject, _ = t.Subject()
-	p.Issuer, _ = t.Issuer()
-	p.Audience, _ = t.Audience()
-	p.Expiry, _ = t.Expiration()
-	p.IssuedAt, _ = t.IssuedAt()
-	p.TokenID, _ = t.JwtID()
+	if c.Issuer != nil {
+		p.Issuer = *c.Issuer
+	}
+	if c.Audience != nil {
+		p.Audience = *c.Audience
+	}
+	if c.ID != nil {
+		p.TokenID = *c.ID
+	}
 	return p
 }
 

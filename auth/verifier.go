@@ -7,16 +7,17 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/lestrrat-go/dsig"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/wsguard/kit/errlog"
 )
@@ -48,10 +49,14 @@ const minRSABits = 2048
 //     "none" and HS/RS confusion are refused before the signature is
 //     looked at;
 //   - only the compact JWS form is accepted, at most 8 KiB
-//     ([WithMaxTokenSize]), measured before parsing;
-//   - exp and sub are required (jwx alone accepts a token without exp),
-//     and exp, nbf and iat are honoured with a leeway of 5 s
-//     ([WithLeeway]);
+//     ([WithMaxTokenSize]), measured before parsing, and a header with
+//     "crit" or "b64" is refused;
+//   - header and claims are decoded strictly: a duplicate member, invalid
+//     UTF-8 or a registered claim of the wrong type (an exp that is a
+//     string) makes the token invalid, where a lenient decoder would pick
+//     one reading of it;
+//   - exp and sub are required, and exp, nbf and iat are honoured with a
+//     leeway of 5 s ([WithLeeway]);
 //   - iss and aud are enforced when configured ([WithIssuer],
 //     [WithAudience]), as are further required claims
 //     ([WithRequiredClaims]) and a maximum lifetime ([WithMaxLifetime]);
@@ -64,12 +69,14 @@ const minRSABits = 2048
 // reason (bad signature, wrong issuer, ...) is in the error's detail, for
 // the log. A Verifier is safe for concurrent use.
 type Verifier struct {
-	cfg   verifierConfig
-	alg   string      // the algorithm bound to a static key; "" for key sets
-	keys  jwk.Set     // key-set verifiers
-	jwks  *jwksSource // remote key sets
-	opts  []jwt.ParseOption
-	cache *tokenCache // nil when off
+	cfg      verifierConfig
+	alg      string      // the algorithm bound to a static key; "" for key sets
+	dsigAlg  string      // static key: alg as dsig names it
+	key      any         // static key: the public key
+	keys     jwk.Set     // key-set verifiers
+	jwks     *jwksSource // remote key sets
+	required []string    // claims that must be present
+	cache    *tokenCache // nil when off
 }
 
 // VerifierOption configures a [Verifier].
@@ -161,35 +168,6 @@ func (c *verifierConfig) noJWKSOptions() error {
 	return nil
 }
 
-// parseOptions returns the jwt.Parse options of the strict profile with
-// the given key option.
-func (c *verifierConfig) parseOptions(key jwt.ParseOption) []jwt.ParseOption {
-	o := []jwt.ParseOption{
-		key,
-		jwt.WithValidate(true),
-		jwt.WithAcceptableSkew(c.leeway),
-		// Pinned, whatever jwt.Settings says, because the verified-token
-		// cache checks times again without truncation.
-		jwt.WithTruncation(0),
-		jwt.WithClock(jwt.ClockFunc(c.now)),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithRequiredClaim(jwt.SubjectKey),
-	}
-	for _, name := range c.required {
-		o = append(o, jwt.WithRequiredClaim(name))
-	}
-	if c.issuer != "" {
-		o = append(o, jwt.WithIssuer(c.issuer))
-	}
-	if c.audience != "" {
-		o = append(o, jwt.WithAudience(c.audience))
-	}
-	if c.maxLifetime > 0 {
-		o = append(o, jwt.WithMaxDelta(c.maxLifetime, jwt.ExpirationKey, jwt.IssuedAtKey))
-	}
-	return o
-}
-
 // NewVerifier returns a verifier of tokens signed with key under alg, and
 // only alg. key is the public key ([]byte of at least the hash size for
 // HMAC: 32 bytes for HS256; an RSA key of at least 2048 bits for RS* and
@@ -204,7 +182,7 @@ func NewVerifier(alg jwa.SignatureAlgorithm, key any, opts ...VerifierOption) (*
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	return newVerifier(cfg, &Verifier{alg: alg.String(), opts: cfg.parseOptions(jwt.WithKey(alg, pub))}), nil
+	return newVerifier(cfg, &Verifier{alg: alg.String(), dsigAlg: dsigAlgorithms[alg.String()], key: pub}), nil
 }
 
 // NewKeySetVerifier returns a verifier of tokens signed with one of the
@@ -218,12 +196,16 @@ func NewKeySetVerifier(set jwk.Set, opts ...VerifierOption) (*Verifier, error) {
 	if err := checkKeySet(set); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	return newVerifier(cfg, &Verifier{keys: set, opts: cfg.parseOptions(jwt.WithKeySet(set))}), nil
+	return newVerifier(cfg, &Verifier{keys: set}), nil
 }
 
 // newVerifier completes v with its configuration and cache.
 func newVerifier(cfg verifierConfig, v *Verifier) *Verifier {
 	v.cfg = cfg
+	v.required = append([]string{"exp", "sub"}, cfg.required...)
+	if cfg.maxLifetime > 0 {
+		v.required = append(v.required, "iat")
+	}
 	v.cache = newTokenCache(cfg.cacheSize)
 	return v
 }
@@ -300,6 +282,16 @@ func checkKey(alg jwa.SignatureAlgorithm, key any) (any, error) {
 	}
 }
 
+// dsigAlgorithms names the algorithms [checkKey] accepts as dsig does:
+// the table jwx's own jws package verifies with (RFC 7518 section 3.1).
+var dsigAlgorithms = map[string]string{
+	"HS256": dsig.HMACWithSHA256, "HS384": dsig.HMACWithSHA384, "HS512": dsig.HMACWithSHA512,
+	"RS256": dsig.RSAPKCS1v15WithSHA256, "RS384": dsig.RSAPKCS1v15WithSHA384, "RS512": dsig.RSAPKCS1v15WithSHA512,
+	"PS256": dsig.RSAPSSWithSHA256, "PS384": dsig.RSAPSSWithSHA384, "PS512": dsig.RSAPSSWithSHA512,
+	"ES256": dsig.ECDSAWithP256AndSHA256, "ES384": dsig.ECDSAWithP384AndSHA384, "ES512": dsig.ECDSAWithP521AndSHA512,
+	"EdDSA": dsig.EdDSA, "Ed25519": dsig.EdDSA,
+}
+
 // hashBytes returns the output size of the hash of an HS* algorithm.
 func hashBytes(alg string) int {
 	switch alg {
@@ -346,30 +338,65 @@ func (v *Verifier) Verify(ctx context.Context, t Token) (*Principal, error) {
 
 // verify checks t in full and returns what the cache needs of it.
 func (v *Verifier) verify(ctx context.Context, t Token) (*verified, error) {
-	h, err := parseHeader(string(t))
+	parts, err := splitCompact(string(t))
 	if err != nil {
 		return nil, invalidf("malformed token", err)
 	}
-	if err := v.checkHeader(ctx, h); err != nil {
+	if err := v.checkHeader(ctx, parts.header); err != nil {
 		return nil, err
 	}
 	e := &verified{}
 	if v.alg == "" && v.cache != nil {
 		// Before parsing: should the set change in between, a hit sees
 		// other keys than these and verifies again.
-		e.kid, e.keys = h.Kid, v.kidKeys(h.Kid)
+		e.kid, e.keys = parts.header.Kid, v.kidKeys(parts.header.Kid)
 	}
-	tok, err := jwt.ParseString(string(t), v.opts...)
+	data, err := v.verifySignature(t, parts)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
-	p := newPrincipal(tok)
-	if p.Subject == "" {
-		return nil, invalidf("empty subject", nil)
+	c, err := decodeClaims(data)
+	if err != nil {
+		return nil, invalidf("malformed claims", err)
 	}
-	e.p, e.exp, e.iat = p, p.Expiry, p.IssuedAt
-	e.nbf, _ = tok.NotBefore()
+	if err := v.checkClaims(c, v.cfg.now()); err != nil {
+		return nil, err
+	}
+	e.p, e.exp, e.nbf, e.iat = newPrincipal(c), c.exp, c.nbf, c.iat
 	return e, nil
+}
+
+// verifySignature verifies the signature of t, split as parts, and returns
+// its decoded payload. The signature work is jwx's. A static key is
+// checked with dsig, the signature library under jwx's jws package, on
+// the parts splitCompact has checked and checkHeader has bound to the
+// key's algorithm: parsing them again is all that jws would add. A key
+// set goes through jws.Verify, which picks the key by kid and requires
+// the key's alg to be the header's.
+func (v *Verifier) verifySignature(t Token, parts compact) ([]byte, error) {
+	if v.alg == "" {
+		set := v.keys
+		if v.jwks != nil {
+			set = v.jwks.set
+		}
+		data, err := jws.Verify([]byte(t), jws.WithKeySet(set), jws.WithCompact())
+		if err != nil {
+			return nil, invalidf("bad signature", err)
+		}
+		return data, nil
+	}
+	sig, err := b64.DecodeString(parts.signature)
+	if err != nil {
+		return nil, invalidf("malformed token", fmt.Errorf("signature: %w", err))
+	}
+	if err := dsig.Verify(v.key, v.dsigAlg, []byte(parts.signed), sig); err != nil {
+		return nil, invalidf("bad signature", err)
+	}
+	data, err := b64.DecodeString(parts.payload)
+	if err != nil {
+		return nil, invalidf("malformed token", fmt.Errorf("payload: %w", err))
+	}
+	return data, nil
 }
 
 // checkHeader refuses what the key rules out before any signature work,
@@ -400,41 +427,64 @@ func (v *Verifier) checkHeader(ctx context.Context, h header) error {
 }
 
 // header is the part of a JWS protected header read before verification.
+// Crit and B64 are only looked at for their presence.
 type header struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
+	Alg  string         `json:"alg"`
+	Kid  string         `json:"kid"`
+	Crit jsontext.Value `json:"crit"`
+	B64  jsontext.Value `json:"b64"`
 }
 
-// parseHeader checks that s has the compact form (three base64url parts,
+// compact is a token in the compact JWS form, split.
+type compact struct {
+	header    header
+	signed    string // the signing input: header "." payload, encoded
+	payload   string // base64url
+	signature string // base64url
+}
+
+// b64 decodes the parts of a token: base64url without padding, and
+// strict, so that a part has one encoding only.
+var b64 = base64.RawURLEncoding.Strict()
+
+// splitCompact checks that s has the compact form (three base64url parts,
 // none empty) and decodes its header. jwx would also take the JSON form
 // and an unsigned raw JWT; this profile takes neither. An unsigned token
 // ("alg":"none", empty signature) gets as far as its header, so that the
-// log can name it.
-func parseHeader(s string) (header, error) {
-	var h header
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return h, fmt.Errorf("%d dot-separated parts, want 3", len(parts))
+// log can name it. The header is decoded as strictly as the claims (a
+// duplicate "alg" is an error, not a choice), and one with "crit" or "b64"
+// is refused: the profile knows no extension, and RFC 7515 section 4.1.11
+// requires refusing a token that lists one the verifier does not
+// understand.
+func splitCompact(s string) (compact, error) {
+	var c compact
+	if n := strings.Count(s, "."); n != 2 {
+		return c, fmt.Errorf("%d dot-separated parts, want 3", n+1)
 	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(parts[0])
+	i, j := strings.IndexByte(s, '.'), strings.LastIndexByte(s, '.')
+	c.signed, c.payload, c.signature = s[:j], s[i+1:j], s[j+1:]
+	raw, err := b64.DecodeString(s[:i])
 	if err != nil {
-		return h, fmt.Errorf("header: %w", err)
+		return c, fmt.Errorf("header: %w", err)
 	}
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return h, fmt.Errorf("header: %w", err)
+	h := &c.header
+	if err := json.Unmarshal(raw, h); err != nil {
+		return c, fmt.Errorf("header: %w", err)
 	}
-	if strings.EqualFold(h.Alg, "none") {
-		return h, nil
+	switch {
+	case strings.EqualFold(h.Alg, "none"):
+		return c, nil
+	case h.Alg == "":
+		return c, errors.New("header has no alg")
+	case len(h.Crit) > 0 || len(h.B64) > 0:
+		return c, errors.New(`header has "crit" or "b64": no extension is supported`)
 	}
-	if h.Alg == "" {
-		return h, errors.New("header has no alg")
-	}
-	for i, p := range parts[1:] {
+	for i, p := range []string{c.payload, c.signature} {
 		if p == "" || !isBase64URL(p) {
-			return h, fmt.Errorf("part %d is empty or not base64url", i+2)
+			return c, fmt.Errorf("part %d is empty or not base64url", i+2)
 		}
 	}
-	return h, nil
+	return c, nil
 }
 
 func isBase64URL(s string) bool {
@@ -445,32 +495,6 @@ func isBase64URL(s string) bool {
 		}
 	}
 	return true
-}
-
-// classify maps a jwx error to an Unauthenticated error with a reason for
-// the log. Only expiry gets its own public text.
-func classify(err error) error {
-	if errors.Is(err, jwt.TokenExpiredError()) {
-		return errlog.NewPublicError(errlog.Unauthenticated, textExpired, fmt.Errorf("expired: %w", err))
-	}
-	reason := "malformed token"
-	switch {
-	case errors.Is(err, jwt.TokenNotYetValidError()):
-		reason = "not yet valid"
-	case errors.Is(err, jwt.InvalidIssuedAtError()):
-		reason = "issued in the future"
-	case errors.Is(err, jwt.InvalidIssuerError()):
-		reason = "wrong issuer"
-	case errors.Is(err, jwt.InvalidAudienceError()):
-		reason = "wrong audience"
-	case errors.Is(err, jwt.MissingRequiredClaimError()):
-		reason = "missing claim"
-	case errors.Is(err, jws.VerifyError()):
-		reason = "bad signature"
-	case errors.Is(err, jwt.ValidateError()):
-		reason = "invalid claims"
-	}
-	return invalidf(reason, err)
 }
 
 // invalidf returns an Unauthenticated error with the public text "invalid

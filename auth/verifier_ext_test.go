@@ -159,6 +159,54 @@ func TestVerifyStrictProfile(t *testing.T) {
 		{name: "payload not JSON", text: "invalid token", reason: "bad signature", tok: func(*testing.T) auth.Token {
 			return handmade(`{"alg":"HS256"}`, `not json`, "sig")
 		}},
+		{name: "signed claims as written", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"alice","exp":4102444800.5,"aud":"chat"}`)
+		}},
+		{name: "duplicate claim", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"sub":"alice","sub":"root","exp":4102444800}`)
+		}},
+		{name: "claim names differing in case", text: "invalid token", reason: "missing claim", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"SUB":"root","exp":4102444800}`)
+		}},
+		{name: "exp as a string", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"sub":"alice","exp":"4102444800"}`)
+		}},
+		{name: "exp past the year 9999", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"sub":"alice","exp":1e300}`)
+		}},
+		{name: "negative exp", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"sub":"alice","exp":-1}`)
+		}},
+		{name: "null sub", text: "invalid token", reason: "missing claim", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"sub":null,"exp":4102444800}`)
+		}},
+		{name: "sub not a string", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"sub":7,"exp":4102444800}`)
+		}},
+		{name: "payload not an object", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `["alice"]`)
+		}},
+		{name: "invalid UTF-8 in a claim", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, "{\"sub\":\"al\xffice\",\"exp\":4102444800}")
+		}},
+		{name: "duplicate alg", text: "invalid token", reason: "malformed token", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"none","alg":"HS256"}`, `{"sub":"alice","exp":4102444800}`)
+		}},
+		{name: "crit header", text: "invalid token", reason: "malformed token", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256","crit":["exp"],"exp":1}`, `{"sub":"alice","exp":4102444800}`)
+		}},
+		{name: "unencoded payload header", text: "invalid token", reason: "malformed token", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256","b64":false}`, `{"sub":"alice","exp":4102444800}`)
+		}},
+		{name: "non-canonical signature encoding", text: "invalid token", reason: "malformed token", tok: func(t *testing.T) auth.Token {
+			// An HS256 signature is 32 bytes: 43 characters, the last of
+			// which carries 2 unused bits. Flipping one is another encoding
+			// of the same bytes, which the strict decoder refuses.
+			const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+			s := string(mint(t, good))
+			last := strings.IndexByte(alphabet, s[len(s)-1])
+			return auth.Token(s[:len(s)-1] + alphabet[last^1:last^1+1])
+		}},
 		{name: "wrong issuer", opts: []auth.VerifierOption{auth.WithIssuer("https://id.example")},
 			text: "invalid token", reason: "wrong issuer", tok: func(t *testing.T) auth.Token {
 				return mint(t, with(func(c *auth.Claims) { c.Issuer = "https://evil.example" }))

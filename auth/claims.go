@@ -1,0 +1,172 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+
+	"github.com/wsguard/kit/errlog"
+)
+
+// maxNumericDate is the largest exp, nbf or iat accepted: the last second
+// of the year 9999. A NumericDate beyond it is no date an issuer means.
+const maxNumericDate = 253402300799
+
+// payload is a token's claims set as the profile reads it, once the
+// signature is verified. The decoder is json v2's with its defaults, which
+// are strict where a claims set must be: a duplicate claim (which of two
+// "sub" members would a downstream parser take?), invalid UTF-8 and names
+// that differ only in case are errors, and a registered claim of the wrong
+// JSON type (an exp that is a string) is refused instead of converted. A
+// nil field is a claim that is absent (or null).
+type payload struct {
+	Subject   *string        `json:"sub"`
+	Issuer    *string        `json:"iss"`
+	Audience  *audience      `json:"aud"`
+	Expiry    *numericDate   `json:"exp"`
+	NotBefore *numericDate   `json:"nbf"`
+	IssuedAt  *numericDate   `json:"iat"`
+	ID        *string        `json:"jti"`
+	Private   map[string]any `json:",embed"`
+}
+
+// audience is the aud claim: one string, or an array of them (RFC 7519
+// section 4.1.3).
+type audience []string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (a *audience) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	}
+	return json.Unmarshal(b, (*[]string)(a))
+}
+
+// claims are a token's claims, decoded and typed.
+type claims struct {
+	payload
+	exp, nbf, iat time.Time // zero when absent
+}
+
+// numericDate is a NumericDate claim (RFC 7519 section 2): a JSON number
+// of seconds since 1970, here read to the whole second, as jwx reads it.
+type numericDate int64
+
+// UnmarshalJSON implements json.Unmarshaler. The seconds are read from
+// the digits, not through a float64, which would round a date with a
+// fraction up to the next second when it ends in enough nines.
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '-' && (b[0] < '0' || b[0] > '9') {
+		return errors.New("a NumericDate must be a JSON number")
+	}
+	n, ok := seconds(string(b))
+	if !ok || n < 0 || n > maxNumericDate {
+		return errors.New("a NumericDate must be between 0 and the end of the year 9999")
+	}
+	*d = numericDate(n)
+	return nil
+}
+
+// seconds returns the whole seconds of the JSON number s.
+func seconds(s string) (int64, bool) {
+	if strings.ContainsAny(s, "eE") {
+		f, err := strconv.ParseFloat(s, 64)
+		return int64(f), err == nil && f >= 0 && f < maxNumericDate+1
+	}
+	s, _, _ = strings.Cut(s, ".")
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// time returns d as a time; the zero time when d is nil (the claim is
+// absent).
+func (d *numericDate) time() time.Time {
+	if d == nil {
+		return time.Time{}
+	}
+	return time.Unix(int64(*d), 0).UTC()
+}
+
+// decodeClaims decodes a verified token's payload.
+func decodeClaims(data []byte) (*claims, error) {
+	c := &claims{}
+	if err := json.Unmarshal(data, &c.payload); err != nil {
+		return nil, err
+	}
+	c.exp, c.nbf, c.iat = c.Expiry.time(), c.NotBefore.time(), c.IssuedAt.time()
+	return c, nil
+}
+
+// has reports whether the claim name is present.
+func (c *claims) has(name string) bool {
+	switch name {
+	case "sub":
+		return c.Subject != nil
+	case "iss":
+		return c.Issuer != nil
+	case "aud":
+		return c.Audience != nil
+	case "exp":
+		return c.Expiry != nil
+	case "nbf":
+		return c.NotBefore != nil
+	case "iat":
+		return c.IssuedAt != nil
+	case "jti":
+		return c.ID != nil
+	}
+	_, ok := c.Private[name]
+	return ok
+}
+
+// checkClaims applies the profile to a verified token's claims at now.
+func (v *Verifier) checkClaims(c *claims, now time.Time) error {
+	for _, name := range v.required {
+		if !c.has(name) {
+			return invalidf("missing claim", fmt.Errorf("%s is required", quote(name)))
+		}
+	}
+	if *c.Subject == "" {
+		return invalidf("empty subject", nil)
+	}
+	if err := v.checkTimes(c.exp, c.nbf, c.iat, now); err != nil {
+		return err
+	}
+	if v.cfg.issuer != "" && (c.Issuer == nil || *c.Issuer != v.cfg.issuer) {
+		return invalidf("wrong issuer", nil)
+	}
+	if v.cfg.audience != "" && (c.Audience == nil || !slices.Contains(*c.Audience, v.cfg.audience)) {
+		return invalidf("wrong audience", nil)
+	}
+	if d := v.cfg.maxLifetime; d > 0 && c.exp.Sub(c.iat) > d+v.cfg.leeway {
+		return invalidf("invalid claims", fmt.Errorf("lifetime %s is over the maximum of %s", c.exp.Sub(c.iat), d))
+	}
+	return nil
+}
+
+// checkTimes checks a token's exp and, when not zero, its nbf and iat at
+// now with the verifier's leeway. A full verification and a hit in the
+// verified-token cache both check times here, so they cannot disagree.
+func (v *Verifier) checkTimes(exp, nbf, iat, now time.Time) error {
+	lw := v.cfg.leeway
+	switch {
+	case !now.Before(exp.Add(lw)):
+		return errlog.NewPublicError(errlog.Unauthenticated, textExpired,
+			fmt.Errorf("expired: exp %s + leeway %s", exp.Format(time.RFC3339), lw))
+	case !nbf.IsZero() && now.Before(nbf.Add(-lw)):
+		return invalidf("not yet valid", nil)
+	case !iat.IsZero() && now.Before(iat.Add(-lw)):
+		return invalidf("issued in the future", nil)
+	}
+	return nil
+}
