@@ -469,10 +469,10 @@ func writeTable(w io.Writer, c config, cells []cell, handshakes []row, idle []id
 	}
 	if len(handshakes) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "Handshakes in a reconnect storm (%d clients at once, each completing the WebSocket handshake and dropping the connection, cycling through %d known tokens; %d rounds, rotated order): "+
+		fmt.Fprintf(w, "Handshakes in a reconnect storm (%d clients at once, each completing the WebSocket handshake and dropping the connection, cycling through %d known tokens; %d rounds, each variant storming for %s per round in rotated order): "+
 			"coder is the bare upgrade, guard adds every default guard, and each algorithm adds auth.Sessions verifying every token in full, or, with -cached, through the verified-token cache. "+
 			"x coder = handshakes/s over the bare upgrade's in the same round, median (range); CPU and allocations are the server's, per handshake.\n\n",
-			bench.StormWorkers, bench.KnownTokens, c.rounds)
+			bench.StormWorkers, bench.KnownTokens, c.rounds, c.hsRun)
 		fmt.Fprintln(w, "| variant | x coder | CPU x coder | server allocs/handshake | handshakes/s | server CPU us/handshake |")
 		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
 		for _, r := range handshakes {

@@ -9,7 +9,7 @@
 // memory, so the client's cost is not counted. It runs on Unix systems
 // (CPU time from getrusage; RSS from /proc, on Linux only).
 //
-// Regenerate the results table (about two minutes on two cores):
+// Regenerate the results table (about two and a half minutes on two cores):
 //
 //	go run ./internal/cmd/load -table README.md
 //
@@ -74,7 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.runTime, "run", 250*time.Millisecond, "length of one variant's run in one round (at least 5 messages per connection)")
 	fs.IntVar(&c.rounds, "rounds", 6, "rounds of interleaved runs per cell")
 	fs.IntVar(&c.idle, "idle", 10000, "connections for the idle memory measurement (0 skips it); fewer, with a warning, when the open-files limit cannot be raised for them")
-	fs.DurationVar(&c.hsRun, "handshake-run", 250*time.Millisecond, "length of one handshake variant's run in one round of the reconnect storm (0 skips it)")
+	fs.DurationVar(&c.hsRun, "handshake-run", time.Second, "length of one handshake variant's run in one round of the reconnect storm (0 skips it)")
 	fs.StringVar(&c.cpuprofile, "server-cpuprofile", "", "write the server process's CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
