@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/errlog"
@@ -398,6 +400,19 @@ func TestKeySetVerifier(t *testing.T) {
 	confused := must(auth.Sign(jwa.HS256(), hmacKey, valid("alice", time.Minute)))
 	_, err = v.Verify(context.Background(), confused)
 	checkRefused(t, err, confused, "invalid token", "bad signature")
+
+	// A header that lists an extension (RFC 7515 section 4.1.11): refused
+	// for key sets too, although jws.Verify by default ignores "crit".
+	hdr := jws.NewHeaders()
+	_ = hdr.Set(jws.CriticalKey, []string{"urn:example:ext"})
+	_ = hdr.Set("urn:example:ext", true)
+	claims := fmt.Sprintf(`{"sub":"alice","exp":%d}`, time.Now().Add(time.Minute).Unix())
+	crit := auth.Token(must(jws.Sign([]byte(claims), jws.WithKey(jwa.RS256(), privA, jws.WithProtectedHeaders(hdr)))))
+	if _, err := jws.Verify([]byte(crit), jws.WithKeySet(set)); err != nil {
+		t.Fatalf("jws.Verify refuses the crit token itself (%v): this case no longer shows anything", err)
+	}
+	_, err = v.Verify(context.Background(), crit)
+	checkRefused(t, err, crit, "invalid token", "malformed token")
 
 	noAlg := must(jwk.Import(&rsaKey().PublicKey))
 	_ = noAlg.Set(jwk.KeyIDKey, "x")
