@@ -463,6 +463,10 @@ func splitCompact(s string) (compact, error) {
 	}
 	i, j := strings.IndexByte(s, '.'), strings.LastIndexByte(s, '.')
 	c.signed, c.payload, c.signature = s[:j], s[i+1:j], s[j+1:]
+	// The decoder skips CR and LF even when strict: refuse them first.
+	if !isBase64URL(s[:i]) {
+		return c, errors.New("part 1 is not base64url")
+	}
 	raw, err := b64.DecodeString(s[:i])
 	if err != nil {
 		return c, fmt.Errorf("header: %w", err)

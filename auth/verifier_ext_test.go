@@ -200,6 +200,10 @@ func TestVerifyStrictProfile(t *testing.T) {
 		{name: "unencoded payload header", text: "invalid token", reason: "malformed token", tok: func(*testing.T) auth.Token {
 			return signed(`{"alg":"HS256","b64":false}`, `{"sub":"alice","exp":4102444800}`)
 		}},
+		{name: "line feed in the header", text: "invalid token", reason: "malformed token", tok: func(t *testing.T) auth.Token {
+			s := string(mint(t, good))
+			return auth.Token(s[:4] + "\n" + s[4:])
+		}},
 		{name: "non-canonical signature encoding", text: "invalid token", reason: "malformed token", tok: func(t *testing.T) auth.Token {
 			// An HS256 signature is 32 bytes: 43 characters, the last of
 			// which carries 2 unused bits. Flipping one is another encoding
