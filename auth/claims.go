@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/wsguard/kit/errlog"
 )
@@ -20,36 +21,61 @@ const maxNumericDate = 253402300799
 // payload is a token's claims set as the profile reads it, once the
 // signature is verified. The decoder is json v2's with its defaults, which
 // are strict where a claims set must be: a duplicate claim (which of two
-// "sub" members would a downstream parser take?), invalid UTF-8 and names
-// that differ only in case are errors, and a registered claim of the wrong
-// JSON type (an exp that is a string) is refused instead of converted. A
-// nil field is a claim that is absent (or null).
+// "sub" members would a downstream parser take?) and invalid UTF-8 are
+// errors, names match case-sensitively, and a registered claim that is
+// null or of the wrong JSON type (an exp that is a string) is refused
+// instead of converted or taken for absent.
 type payload struct {
-	Subject   *string        `json:"sub"`
-	Issuer    *string        `json:"iss"`
-	Audience  *audience      `json:"aud"`
-	Expiry    *numericDate   `json:"exp"`
-	NotBefore *numericDate   `json:"nbf"`
-	IssuedAt  *numericDate   `json:"iat"`
-	ID        *string        `json:"jti"`
-	Private   map[string]any `json:",embed"`
+	Subject   claim[string]      `json:"sub"`
+	Issuer    claim[string]      `json:"iss"`
+	Audience  claim[audience]    `json:"aud"`
+	Expiry    claim[numericDate] `json:"exp"`
+	NotBefore claim[numericDate] `json:"nbf"`
+	IssuedAt  claim[numericDate] `json:"iat"`
+	ID        claim[string]      `json:"jti"`
+	Private   map[string]any     `json:",embed"`
+}
+
+// claim is a registered claim: its value, and whether it is present.
+type claim[T any] struct {
+	v   T
+	set bool
+}
+
+// UnmarshalJSONFrom implements json.UnmarshalerFrom; json v2 calls it for
+// null too, which a registered claim may not be.
+func (c *claim[T]) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	if d.PeekKind() == jsontext.KindNull {
+		return errors.New("a registered claim must not be null")
+	}
+	c.set = true
+	return json.UnmarshalDecode(d, &c.v)
 }
 
 // audience is the aud claim: one string, or an array of them (RFC 7519
 // section 4.1.3).
 type audience []string
 
-// UnmarshalJSON implements json.Unmarshaler.
-func (a *audience) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
+// UnmarshalJSONFrom implements json.UnmarshalerFrom.
+func (a *audience) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	if d.PeekKind() == '"' {
 		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		if err := json.UnmarshalDecode(d, &s); err != nil {
 			return err
 		}
 		*a = audience{s}
 		return nil
 	}
-	return json.Unmarshal(b, (*[]string)(a))
+	// Elements as claims, so that a null one is refused, not read as "".
+	var list []claim[string]
+	if err := json.UnmarshalDecode(d, &list); err != nil {
+		return err
+	}
+	*a = make(audience, len(list))
+	for i, e := range list {
+		(*a)[i] = e.v
+	}
+	return nil
 }
 
 // claims are a token's claims, decoded and typed.
@@ -62,9 +88,7 @@ type claims struct {
 // of seconds since 1970, here read to the whole second, as jwx reads it.
 type numericDate int64
 
-// UnmarshalJSON implements json.Unmarshaler. The seconds are read from
-// the digits, not through a float64, which would round a date with a
-// fraction up to the next second when it ends in enough nines.
+// UnmarshalJSON implements json.Unmarshaler.
 func (d *numericDate) UnmarshalJSON(b []byte) error {
 	if len(b) == 0 || b[0] != '-' && (b[0] < '0' || b[0] > '9') {
 		return errors.New("a NumericDate must be a JSON number")
@@ -77,24 +101,30 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// seconds returns the whole seconds of the JSON number s.
+// seconds returns the whole seconds of the JSON number s, and whether s
+// is not negative. Without an exponent they are read from the digits: a
+// float64 would round a date with a fraction up to the next second when
+// it ends in enough nines. With one, through a float64, as jwx reads it.
 func seconds(s string) (int64, bool) {
+	if strings.HasPrefix(s, "-") {
+		return 0, false
+	}
 	if strings.ContainsAny(s, "eE") {
 		f, err := strconv.ParseFloat(s, 64)
-		return int64(f), err == nil && f >= 0 && f < maxNumericDate+1
+		return int64(f), err == nil && f < maxNumericDate+1
 	}
 	s, _, _ = strings.Cut(s, ".")
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n, err == nil
 }
 
-// time returns d as a time; the zero time when d is nil (the claim is
-// absent).
-func (d *numericDate) time() time.Time {
-	if d == nil {
+// dateOf returns the time of a NumericDate claim; the zero time when it
+// is absent.
+func dateOf(c claim[numericDate]) time.Time {
+	if !c.set {
 		return time.Time{}
 	}
-	return time.Unix(int64(*d), 0).UTC()
+	return time.Unix(int64(c.v), 0).UTC()
 }
 
 // decodeClaims decodes a verified token's payload.
@@ -103,7 +133,7 @@ func decodeClaims(data []byte) (*claims, error) {
 	if err := json.Unmarshal(data, &c.payload); err != nil {
 		return nil, err
 	}
-	c.exp, c.nbf, c.iat = c.Expiry.time(), c.NotBefore.time(), c.IssuedAt.time()
+	c.exp, c.nbf, c.iat = dateOf(c.Expiry), dateOf(c.NotBefore), dateOf(c.IssuedAt)
 	return c, nil
 }
 
@@ -111,19 +141,19 @@ func decodeClaims(data []byte) (*claims, error) {
 func (c *claims) has(name string) bool {
 	switch name {
 	case "sub":
-		return c.Subject != nil
+		return c.Subject.set
 	case "iss":
-		return c.Issuer != nil
+		return c.Issuer.set
 	case "aud":
-		return c.Audience != nil
+		return c.Audience.set
 	case "exp":
-		return c.Expiry != nil
+		return c.Expiry.set
 	case "nbf":
-		return c.NotBefore != nil
+		return c.NotBefore.set
 	case "iat":
-		return c.IssuedAt != nil
+		return c.IssuedAt.set
 	case "jti":
-		return c.ID != nil
+		return c.ID.set
 	}
 	_, ok := c.Private[name]
 	return ok
@@ -136,16 +166,16 @@ func (v *Verifier) checkClaims(c *claims, now time.Time) error {
 			return invalidf("missing claim", fmt.Errorf("%s is required", quote(name)))
 		}
 	}
-	if *c.Subject == "" {
+	if c.Subject.v == "" {
 		return invalidf("empty subject", nil)
 	}
 	if err := v.checkTimes(c.exp, c.nbf, c.iat, now); err != nil {
 		return err
 	}
-	if v.cfg.issuer != "" && (c.Issuer == nil || *c.Issuer != v.cfg.issuer) {
+	if v.cfg.issuer != "" && c.Issuer.v != v.cfg.issuer {
 		return invalidf("wrong issuer", nil)
 	}
-	if v.cfg.audience != "" && (c.Audience == nil || !slices.Contains(*c.Audience, v.cfg.audience)) {
+	if v.cfg.audience != "" && !slices.Contains(c.Audience.v, v.cfg.audience) {
 		return invalidf("wrong audience", nil)
 	}
 	if d := v.cfg.maxLifetime; d > 0 && c.exp.Sub(c.iat) > d+v.cfg.leeway {

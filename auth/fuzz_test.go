@@ -147,6 +147,7 @@ func FuzzSignedClaims(f *testing.F) {
 	f.Add(`{"alg":"HS256"}`, `{"sub":"alice","sub":"root","aud":"chat","iat":1700000000,"exp":1700003600}`)
 	f.Add(`{"alg":"HS256","crit":["x"],"x":1}`, `{"sub":"alice","aud":"chat","iat":1700000000,"exp":"1700003600"}`)
 	f.Add(`{"alg":"HS256"}`, `{"sub":"","aud":"chat","iat":1700000000,"exp":1700003600,"n":{"a":[1,2]}}`)
+	f.Add(`{"alg":"HS256"}`, `{"sub":"alice","aud":["chat",null],"iat":1700000000,"exp":1700003600,"nbf":null}`)
 	f.Fuzz(func(t *testing.T, header, claims string) {
 		enc := base64.RawURLEncoding
 		in := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(claims))

@@ -20,22 +20,15 @@ type Principal struct {
 }
 
 func newPrincipal(c *claims) *Principal {
-	p := &Principal{
-		Subject:  *c.Subject,
+	return &Principal{
+		Subject:  c.Subject.v,
+		Issuer:   c.Issuer.v,
+		Audience: c.Audience.v,
 		Expiry:   c.exp,
 		IssuedAt: c.iat,
+		TokenID:  c.ID.v,
 		Claims:   c.Private,
 	}
-	if c.Issuer != nil {
-		p.Issuer = *c.Issuer
-	}
-	if c.Audience != nil {
-		p.Audience = *c.Audience
-	}
-	if c.ID != nil {
-		p.TokenID = *c.ID
-	}
-	return p
 }
 
 type sessionKey struct{}

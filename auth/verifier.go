@@ -52,9 +52,10 @@ const minRSABits = 2048
 //     ([WithMaxTokenSize]), measured before parsing, and a header with
 //     "crit" or "b64" is refused;
 //   - header and claims are decoded strictly: a duplicate member, invalid
-//     UTF-8 or a registered claim of the wrong type (an exp that is a
-//     string) makes the token invalid, where a lenient decoder would pick
-//     one reading of it;
+//     UTF-8, a part with more than one base64url spelling, or a registered
+//     claim that is null or of the wrong type (an exp that is a string)
+//     makes the token invalid, where a lenient decoder would pick one
+//     reading of it;
 //   - exp and sub are required, and exp, nbf and iat are honoured with a
 //     leeway of 5 s ([WithLeeway]);
 //   - iss and aud are enforced when configured ([WithIssuer],
@@ -270,13 +271,18 @@ func checkKey(alg jwa.SignatureAlgorithm, key any) (any, error) {
 		}
 		return pub, nil
 	case "EdDSA", "Ed25519":
+		// crypto/ed25519 panics on a key of the wrong length.
 		switch k := key.(type) {
 		case ed25519.PublicKey:
-			return k, nil
+			if len(k) == ed25519.PublicKeySize {
+				return k, nil
+			}
 		case ed25519.PrivateKey:
-			return k.Public(), nil
+			if len(k) == ed25519.PrivateKeySize {
+				return k.Public(), nil
+			}
 		}
-		return nil, fmt.Errorf("%s needs an Ed25519 key, not %T", name, key)
+		return nil, fmt.Errorf("%s needs an Ed25519 key of the standard size, not this %T", name, key)
 	default:
 		return nil, fmt.Errorf("algorithm %s is not supported", quote(name))
 	}
@@ -369,34 +375,27 @@ func (v *Verifier) verify(ctx context.Context, t Token) (*verified, error) {
 // verifySignature verifies the signature of t, split as parts, and returns
 // its decoded payload. The signature work is jwx's. A static key is
 // checked with dsig, the signature library under jwx's jws package, on
-// the parts splitCompact has checked and checkHeader has bound to the
+// the parts splitCompact has decoded and checkHeader has bound to the
 // key's algorithm: parsing them again is all that jws would add. A key
-// set goes through jws.Verify, which picks the key by kid and requires
-// the key's alg to be the header's.
+// set goes through jws.Verify, which picks the key by kid; it is told to
+// require the header's alg to be the key's, which by default it does not
+// check.
 func (v *Verifier) verifySignature(t Token, parts compact) ([]byte, error) {
 	if v.alg == "" {
 		set := v.keys
 		if v.jwks != nil {
 			set = v.jwks.set
 		}
-		data, err := jws.Verify([]byte(t), jws.WithKeySet(set), jws.WithCompact())
+		data, err := jws.Verify([]byte(t), jws.WithKeySet(set), jws.WithCompact(), jws.WithAlgorithmMatch(true))
 		if err != nil {
 			return nil, invalidf("bad signature", err)
 		}
 		return data, nil
 	}
-	sig, err := b64.DecodeString(parts.signature)
-	if err != nil {
-		return nil, invalidf("malformed token", fmt.Errorf("signature: %w", err))
-	}
-	if err := dsig.Verify(v.key, v.dsigAlg, []byte(parts.signed), sig); err != nil {
+	if err := dsig.Verify(v.key, v.dsigAlg, []byte(parts.signed), parts.signature); err != nil {
 		return nil, invalidf("bad signature", err)
 	}
-	data, err := b64.DecodeString(parts.payload)
-	if err != nil {
-		return nil, invalidf("malformed token", fmt.Errorf("payload: %w", err))
-	}
-	return data, nil
+	return parts.payload, nil
 }
 
 // checkHeader refuses what the key rules out before any signature work,
@@ -435,12 +434,12 @@ type header struct {
 	B64  jsontext.Value `json:"b64"`
 }
 
-// compact is a token in the compact JWS form, split.
+// compact is a token in the compact JWS form, split and decoded.
 type compact struct {
 	header    header
 	signed    string // the signing input: header "." payload, encoded
-	payload   string // base64url
-	signature string // base64url
+	payload   []byte
+	signature []byte
 }
 
 // b64 decodes the parts of a token: base64url without padding, and
@@ -462,12 +461,8 @@ func splitCompact(s string) (compact, error) {
 		return c, fmt.Errorf("%d dot-separated parts, want 3", n+1)
 	}
 	i, j := strings.IndexByte(s, '.'), strings.LastIndexByte(s, '.')
-	c.signed, c.payload, c.signature = s[:j], s[i+1:j], s[j+1:]
-	// The decoder skips CR and LF even when strict: refuse them first.
-	if !isBase64URL(s[:i]) {
-		return c, errors.New("part 1 is not base64url")
-	}
-	raw, err := b64.DecodeString(s[:i])
+	c.signed = s[:j]
+	raw, err := decodePart(s[:i])
 	if err != nil {
 		return c, fmt.Errorf("header: %w", err)
 	}
@@ -483,12 +478,25 @@ func splitCompact(s string) (compact, error) {
 	case len(h.Crit) > 0 || len(h.B64) > 0:
 		return c, errors.New(`header has "crit" or "b64": no extension is supported`)
 	}
-	for i, p := range []string{c.payload, c.signature} {
-		if p == "" || !isBase64URL(p) {
-			return c, fmt.Errorf("part %d is empty or not base64url", i+2)
-		}
+	if c.payload, err = decodePart(s[i+1 : j]); err != nil {
+		return c, fmt.Errorf("payload: %w", err)
+	}
+	if c.signature, err = decodePart(s[j+1:]); err != nil {
+		return c, fmt.Errorf("signature: %w", err)
 	}
 	return c, nil
+}
+
+// decodePart decodes one part of a compact token, which has one encoding
+// only: base64url without padding, none of the CR and LF that
+// encoding/base64 skips even when strict, and no stray bits in the last
+// character. jws would decode a key-set token's parts more leniently, so
+// that one signed token had many spellings.
+func decodePart(p string) ([]byte, error) {
+	if p == "" || !isBase64URL(p) {
+		return nil, errors.New("empty or not base64url")
+	}
+	return b64.DecodeString(p)
 }
 
 func isBase64URL(s string) bool {

@@ -5,9 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"strings"
@@ -179,8 +182,24 @@ func TestVerifyStrictProfile(t *testing.T) {
 		{name: "negative exp", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
 			return signed(`{"alg":"HS256"}`, `{"sub":"alice","exp":-1}`)
 		}},
-		{name: "null sub", text: "invalid token", reason: "missing claim", tok: func(*testing.T) auth.Token {
+		{name: "null sub", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
 			return signed(`{"alg":"HS256"}`, `{"sub":null,"exp":4102444800}`)
+		}},
+		{name: "null iat", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"sub":"alice","exp":4102444800,"iat":null}`)
+		}},
+		{name: "null audience", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"sub":"alice","exp":4102444800,"aud":null}`)
+		}},
+		{name: "null among the audiences", opts: []auth.VerifierOption{auth.WithAudience("chat")},
+			text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+				return signed(`{"alg":"HS256"}`, `{"sub":"alice","exp":4102444800,"aud":["chat",null]}`)
+			}},
+		{name: "audience not a string", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"sub":"alice","exp":4102444800,"aud":["chat",7]}`)
+		}},
+		{name: "negative fractional exp", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
+			return signed(`{"alg":"HS256"}`, `{"sub":"alice","exp":-0.5}`)
 		}},
 		{name: "sub not a string", text: "invalid token", reason: "malformed claims", tok: func(*testing.T) auth.Token {
 			return signed(`{"alg":"HS256"}`, `{"sub":7,"exp":4102444800}`)
@@ -339,6 +358,8 @@ func TestNewVerifierRefusesWeakKeys(t *testing.T) {
 		{"HMAC key for RS256", jwa.RS256(), secret, nil, "RSA key"},
 		{"P-384 key for ES256", jwa.ES256(), &ec384.PublicKey, nil, "P-256"},
 		{"RSA key for EdDSA", jwa.EdDSA(), rsaKey(), nil, "Ed25519"},
+		{"short Ed25519 public key", jwa.EdDSA(), ed25519.PublicKey(secret[:31]), nil, "standard size"},
+		{"short Ed25519 private key", jwa.EdDSA(), ed25519.PrivateKey(secret), nil, "standard size"},
 		{"alg none", jwa.NoSignature(), nil, nil, "not supported"},
 		{"JWKS option", jwa.HS256(), secret, []auth.VerifierOption{auth.WithJWKSFetchTimeout(time.Second)}, "NewJWKSVerifier only"},
 	}
@@ -417,6 +438,40 @@ func TestKeySetVerifier(t *testing.T) {
 	}
 	_, err = v.Verify(context.Background(), crit)
 	checkRefused(t, err, crit, "invalid token", "malformed token")
+
+	// The header's alg must be the key's: jws.Verify would otherwise verify
+	// under the key's algorithm whatever the header says.
+	oct := must(jwk.Import(secret))
+	_ = oct.Set(jwk.KeyIDKey, "k1")
+	_ = oct.Set(jwk.AlgorithmKey, jwa.HS256())
+	octSet := jwk.NewSet()
+	_ = octSet.AddKey(oct)
+	hv := must(auth.NewKeySetVerifier(octSet))
+	hsTok := func(header string) auth.Token {
+		enc := base64.RawURLEncoding
+		in := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(claims))
+		mac := hmac.New(sha256.New, secret)
+		mac.Write([]byte(in))
+		return auth.Token(in + "." + enc.EncodeToString(mac.Sum(nil)))
+	}
+	if _, err := hv.Verify(context.Background(), hsTok(`{"alg":"HS256","kid":"k1"}`)); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	for _, alg := range []string{"HS512", "RS256"} {
+		tok := hsTok(`{"alg":"` + alg + `","kid":"k1"}`)
+		_, err = hv.Verify(context.Background(), tok)
+		checkRefused(t, err, tok, "invalid token", "bad signature")
+	}
+
+	// One spelling per token: another encoding of the same signature bytes
+	// (an RS256 signature is 256 bytes, so its last character carries 4
+	// unused bits) is refused, though jws would decode it.
+	p := strings.Split(string(good), ".")
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, p[2][len(p[2])-1])
+	respelled := auth.Token(p[0] + "." + p[1] + "." + p[2][:len(p[2])-1] + alphabet[last^1:last^1+1])
+	_, err = v.Verify(context.Background(), respelled)
+	checkRefused(t, err, respelled, "invalid token", "malformed token")
 
 	noAlg := must(jwk.Import(&rsaKey().PublicKey))
 	_ = noAlg.Set(jwk.KeyIDKey, "x")
