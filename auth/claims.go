@@ -94,7 +94,7 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 		return errors.New("a NumericDate must be a JSON number")
 	}
 	n, ok := seconds(string(b))
-	if !ok || n < 0 || n > maxNumericDate {
+	if !ok || n > maxNumericDate {
 		return errors.New("a NumericDate must be between 0 and the end of the year 9999")
 	}
 	*d = numericDate(n)
