@@ -77,6 +77,7 @@ func (s *Sessions) Options() []wsguard.Option {
 	return []wsguard.Option{
 		wsguard.WithHandshake(s.handshake),
 		wsguard.WithConnect(s.connect),
+		wsguard.WithDisconnect(s.disconnect),
 		wsguard.WithMiddleware(s.middleware),
 	}
 }
@@ -173,8 +174,6 @@ func (s *Sessions) connect(ctx context.Context, c *wsguard.Conn) error {
 	ss.mu.Lock()
 	ss.conn = c
 	ss.mu.Unlock()
-	// ctx ends with the connection; the callback costs no goroutine until then.
-	context.AfterFunc(ctx, ss.end)
 	if p := ss.principal.Load(); p != nil {
 		return s.begin(ctx, ss, p)
 	}
@@ -315,6 +314,8 @@ func (ss *session) register() {
 	}
 	o.bySub[sub][ss] = struct{}{}
 }
+
+func (s *Sessions) disconnect(c *wsguard.Conn) { sessionFrom(c.Context()).end() }
 
 // end runs when the connection ends: it stops the timer and forgets ss.
 func (ss *session) end() {

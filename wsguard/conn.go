@@ -294,6 +294,9 @@ func (c *Conn) finish() {
 		cause = errClosed
 	}
 	c.cancel(cause)
+	for _, f := range c.srv.cfg.onDisconnect {
+		c.disconnect(f)
+	}
 	if c.srv.obs != nil {
 		c.observeClosed(e)
 	}
@@ -307,6 +310,18 @@ func (c *Conn) finish() {
 		return
 	}
 	errlog.Log(c.ctx, c.srv.log, "connection closed", e.err, attrs...)
+}
+
+// disconnect runs the disconnect hook f. The connection has already ended
+// for its own reason, so a panic in f has a log line of its own.
+func (c *Conn) disconnect(f func(*Conn)) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := errlog.NewError(errlog.Internal, fmt.Errorf("panic in disconnect hook: %v\n%s", p, debug.Stack()))
+			errlog.Log(c.ctx, c.srv.log, "disconnect hook failed", err, c.logAttrs()...)
+		}
+	}()
+	f(c)
 }
 
 // logAttrs returns the attributes that name the connection in its log

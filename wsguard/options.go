@@ -45,6 +45,7 @@ type config struct {
 	ipFilter       *IPFilter
 	handshake      []func(http.Handler) http.Handler
 	onConnect      []func(context.Context, *Conn) error
+	onDisconnect   []func(*Conn)
 	middleware     []Middleware
 	observer       Observer
 	connStore      ConnStore
@@ -179,6 +180,19 @@ func WithHandshake(mw ...func(http.Handler) http.Handler) Option {
 // greet the client. An error closes the connection as its code says.
 func WithConnect(f func(ctx context.Context, c *Conn) error) Option {
 	return func(c *config) { c.onConnect = append(c.onConnect, f) }
+}
+
+// WithDisconnect adds a function run on the connection's goroutine once
+// the connection has closed, before its closing log line: the place to
+// release what a connect hook took (stop its timer, forget the
+// connection). It runs once for every upgraded connection, whether or not
+// its connect hooks ran or succeeded, with c.Context() canceled and
+// context.Cause(c.Context()) saying why the connection ended. Unlike
+// context.AfterFunc on that context, it costs no goroutine. A panic in it
+// is logged as an internal error and does not keep the other disconnect
+// hooks from running.
+func WithDisconnect(f func(c *Conn)) Option {
+	return func(c *config) { c.onDisconnect = append(c.onDisconnect, f) }
 }
 
 // WithMiddleware wraps the handler given to [New] in message middleware,

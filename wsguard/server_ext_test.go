@@ -602,6 +602,45 @@ func TestConnectHook(t *testing.T) {
 	}
 }
 
+func TestDisconnectHooks(t *testing.T) {
+	t.Parallel()
+	type ran struct {
+		id    string
+		cause error
+	}
+	hooks := make(chan ran, 4)
+	ts := start(t, echo,
+		wsguard.WithConnect(func(ctx context.Context, c *wsguard.Conn) error {
+			return errlog.NewError(errlog.PermissionDenied, errors.New("refused by the connect hook"))
+		}),
+		wsguard.WithDisconnect(func(c *wsguard.Conn) { panic("first hook") }),
+		wsguard.WithDisconnect(func(c *wsguard.Conn) {
+			hooks <- ran{c.ID(), context.Cause(c.Context())}
+		}))
+	c := dial(t, ts.URL, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != 4403 {
+		t.Fatalf("close %v, want 4403", err)
+	}
+	line := closeLine(t, ts.Logs)
+	select {
+	case h := <-hooks:
+		if h.id != line["conn"] || errlog.CodeOf(h.cause) != errlog.PermissionDenied {
+			t.Fatalf("hook saw conn %s, cause %v; the connection was %v", h.id, h.cause, line["conn"])
+		}
+	default:
+		t.Fatal("the second disconnect hook did not run before the closing line")
+	}
+	panics := ts.Logs.Find(t, "disconnect hook failed")
+	if len(panics) != 1 || panics[0]["code"] != "internal" || !strings.Contains(panics[0]["err"].(string), "first hook") {
+		t.Fatalf("panic lines %v", panics)
+	}
+	if len(hooks) != 0 {
+		t.Fatal("a disconnect hook ran twice")
+	}
+}
+
 func TestChainOrder(t *testing.T) {
 	t.Parallel()
 	var trace []string
