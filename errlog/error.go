@@ -95,12 +95,15 @@ func TextOf(err error) string {
 // PeerGone reports whether err says the peer closed the connection: a close
 // frame (any status), EOF, or a closed or reset socket.
 func PeerGone(err error) bool {
+	// A dropped connection, the commonest case, is the transport's EOF.
+	if errors.Is(err, io.EOF) {
+		return true
+	}
 	if _, ok := errors.AsType[websocket.CloseError](err); ok {
 		return true
 	}
 	_, isNetErr := errors.AsType[net.Error](err)
-	return isNetErr || errors.Is(err, io.EOF) ||
-		errors.Is(err, io.ErrUnexpectedEOF) ||
+	return isNetErr || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE)

@@ -301,12 +301,19 @@ func (c *Conn) finish() {
 		c.observeClosed(e)
 	}
 
+	level := slog.LevelDebug
+	if e.err != nil {
+		level = errlog.CodeOf(e.err).Level()
+	}
+	if !c.srv.log.Enabled(c.ctx, level) {
+		return
+	}
 	attrs := append(c.logAttrs(), slog.Int(errlog.KeyClose, int(e.status)))
 	if e.digest != "" {
 		attrs = append(attrs, slog.String(errlog.KeyPayload, e.digest))
 	}
 	if e.err == nil {
-		c.srv.log.LogAttrs(c.ctx, slog.LevelDebug, "connection closed", attrs...)
+		c.srv.log.LogAttrs(c.ctx, level, "connection closed", attrs...)
 		return
 	}
 	errlog.Log(c.ctx, c.srv.log, "connection closed", e.err, attrs...)
@@ -415,12 +422,15 @@ func (c *Conn) read(r io.Reader, b []byte) ([]byte, error) {
 }
 
 // classifyRead maps a transport read error: what errlog does not recognise
-// is the transport refusing a frame that breaks RFC 6455.
+// is the transport refusing a frame that breaks RFC 6455. The code goes
+// with the error, so that closing and logging do not walk the transport's
+// chain of wrapped errors again.
 func classifyRead(err error) error {
-	if errlog.CodeOf(err) == errlog.Internal {
-		return errlog.NewError(errlog.Protocol, err)
+	code := errlog.CodeOf(err)
+	if code == errlog.Internal {
+		code = errlog.Protocol
 	}
-	return err
+	return errlog.NewError(code, err)
 }
 
 // handle checks and dispatches the current message. It returns only

@@ -93,7 +93,7 @@ func (l *HandshakeLimit) Check(r *http.Request) error {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.dropRefilled(now)
+	l.dropRefilled(now, key)
 	b := l.bucket(key)
 	if b.lim.AllowN(now, 1) {
 		return nil
@@ -130,10 +130,13 @@ func (l *HandshakeLimit) bucket(key netip.Addr) *handshakeBucket {
 
 // dropRefilled forgets the least recently seen clients whose buckets are
 // full again, so that the table shrinks when a flood stops. Each client is
-// dropped once, so the cost per call is constant on average. l.mu is held.
-func (l *HandshakeLimit) dropRefilled(now time.Time) {
+// dropped once, so the cost per call is constant on average. It stops at
+// the bucket of key, the client being checked, which would only be made
+// again at once. l.mu is held.
+func (l *HandshakeLimit) dropRefilled(now time.Time, key netip.Addr) {
 	for e := l.lru.Back(); e != nil; e = l.lru.Back() {
-		if e.Value.(*handshakeBucket).lim.TokensAt(now) < float64(l.burst) {
+		b := e.Value.(*handshakeBucket)
+		if b.key == key || b.lim.TokensAt(now) < float64(l.burst) {
 			return
 		}
 		l.remove(e)
