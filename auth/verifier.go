@@ -71,13 +71,14 @@ const minRSABits = 2048
 // the log. A Verifier is safe for concurrent use.
 type Verifier struct {
 	cfg      verifierConfig
-	alg      string      // the algorithm bound to a static key; "" for key sets
-	dsigAlg  string      // static key: alg as dsig names it
-	key      any         // static key: the public key
-	keys     jwk.Set     // key-set verifiers
-	jwks     *jwksSource // remote key sets
-	required []string    // claims that must be present
-	cache    *tokenCache // nil when off
+	alg      string       // the algorithm bound to a static key; "" for key sets
+	dsigAlg  string       // static key: alg as dsig names it
+	key      any          // static key: the public key
+	mac      *macVerifier // static HMAC key
+	keys     jwk.Set      // key-set verifiers
+	jwks     *jwksSource  // remote key sets
+	required []string     // claims that must be present
+	cache    *tokenCache  // nil when off
 }
 
 // VerifierOption configures a [Verifier].
@@ -183,7 +184,11 @@ func NewVerifier(alg jwa.SignatureAlgorithm, key any, opts ...VerifierOption) (*
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	return newVerifier(cfg, &Verifier{alg: alg.String(), dsigAlg: dsigAlgorithms[alg.String()], key: pub}), nil
+	v := &Verifier{alg: alg.String(), dsigAlg: dsigAlgorithms[alg.String()], key: pub}
+	if newHash, ok := hmacHashes[v.alg]; ok {
+		v.mac = newMACVerifier(newHash, pub.([]byte))
+	}
+	return newVerifier(cfg, v), nil
 }
 
 // NewKeySetVerifier returns a verifier of tokens signed with one of the
@@ -237,7 +242,7 @@ func checkKey(alg jwa.SignatureAlgorithm, key any) (any, error) {
 			return nil, fmt.Errorf("%s needs a []byte key, not %T", name, key)
 		}
 		// RFC 7518 section 3.2: a key at least as long as the hash output.
-		if need := hashBytes(name); len(b) < need {
+		if need := hmacHashes[name]().Size(); len(b) < need {
 			return nil, fmt.Errorf("%s needs a key of at least %d bytes, got %d", name, need, len(b))
 		}
 		return b, nil
@@ -288,25 +293,14 @@ func checkKey(alg jwa.SignatureAlgorithm, key any) (any, error) {
 	}
 }
 
-// dsigAlgorithms names the algorithms [checkKey] accepts as dsig does:
-// the table jwx's own jws package verifies with (RFC 7518 section 3.1).
+// dsigAlgorithms names the asymmetric algorithms [checkKey] accepts as
+// dsig does: the table jwx's own jws package verifies with (RFC 7518
+// section 3.1).
 var dsigAlgorithms = map[string]string{
-	"HS256": dsig.HMACWithSHA256, "HS384": dsig.HMACWithSHA384, "HS512": dsig.HMACWithSHA512,
 	"RS256": dsig.RSAPKCS1v15WithSHA256, "RS384": dsig.RSAPKCS1v15WithSHA384, "RS512": dsig.RSAPKCS1v15WithSHA512,
 	"PS256": dsig.RSAPSSWithSHA256, "PS384": dsig.RSAPSSWithSHA384, "PS512": dsig.RSAPSSWithSHA512,
 	"ES256": dsig.ECDSAWithP256AndSHA256, "ES384": dsig.ECDSAWithP384AndSHA384, "ES512": dsig.ECDSAWithP521AndSHA512,
 	"EdDSA": dsig.EdDSA, "Ed25519": dsig.EdDSA,
-}
-
-// hashBytes returns the output size of the hash of an HS* algorithm.
-func hashBytes(alg string) int {
-	switch alg {
-	case "HS384":
-		return 48
-	case "HS512":
-		return 64
-	}
-	return 32
 }
 
 // Verify checks t and returns whom it authenticates. ctx bounds a key-set
@@ -373,13 +367,13 @@ func (v *Verifier) verify(ctx context.Context, t Token) (*verified, error) {
 }
 
 // verifySignature verifies the signature of t, split as parts, and returns
-// its decoded payload. The signature work is jwx's. A static key is
-// checked with dsig, the signature library under jwx's jws package, on
-// the parts splitCompact has decoded and checkHeader has bound to the
-// key's algorithm: parsing them again is all that jws would add. A key
-// set goes through jws.Verify, which picks the key by kid; it is told to
-// require the header's alg to be the key's, which by default it does not
-// check.
+// its decoded payload. A static key is checked on the parts splitCompact
+// has decoded and checkHeader has bound to the key's algorithm: parsing
+// them again is all that jws would add. An HMAC key is checked with
+// crypto/hmac ([macVerifier]), any other with dsig, the signature library
+// under jwx's jws package. A key set goes through jws.Verify, which picks
+// the key by kid; it is told to require the header's alg to be the key's,
+// which by default it does not check.
 func (v *Verifier) verifySignature(t Token, parts compact) ([]byte, error) {
 	if v.alg == "" {
 		set := v.keys
@@ -391,6 +385,12 @@ func (v *Verifier) verifySignature(t Token, parts compact) ([]byte, error) {
 			return nil, invalidf("bad signature", err)
 		}
 		return data, nil
+	}
+	if v.mac != nil {
+		if !v.mac.verify(parts.signed, parts.signature) {
+			return nil, invalidf("bad signature", errMACMismatch)
+		}
+		return parts.payload, nil
 	}
 	if err := dsig.Verify(v.key, v.dsigAlg, []byte(parts.signed), parts.signature); err != nil {
 		return nil, invalidf("bad signature", err)

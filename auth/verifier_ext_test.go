@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -310,6 +311,7 @@ func TestVerifierKeyTypes(t *testing.T) {
 		key  any
 	}{
 		{"HS256", jwa.HS256(), secret, secret},
+		{"HS384", jwa.HS384(), []byte(strings.Repeat("k", 48)), []byte(strings.Repeat("k", 48))},
 		{"HS512", jwa.HS512(), []byte(strings.Repeat("k", 64)), []byte(strings.Repeat("k", 64))},
 		{"RS256 public key", jwa.RS256(), rsaKey(), &rsaKey().PublicKey},
 		{"PS256 private key", jwa.PS256(), rsaKey(), rsaKey()},
@@ -334,6 +336,34 @@ func TestVerifierKeyTypes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHMACVerifierUnderLoad checks the pooled HMACs: goroutines verifying
+// good and forged tokens at once each get their own answer, and the key is
+// the one given to NewVerifier even when the caller reuses its slice.
+func TestHMACVerifierUnderLoad(t *testing.T) {
+	t.Parallel()
+	key := bytes.Clone(secret)
+	v := must(auth.NewVerifier(jwa.HS256(), key, auth.WithVerifiedCache(0)))
+	good := must(auth.Sign(jwa.HS256(), secret, valid("alice", time.Minute)))
+	forged := must(auth.Sign(jwa.HS256(), bytes.Repeat([]byte("x"), 32), valid("mallory", time.Minute)))
+	clear(key)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for range 200 {
+				if _, err := v.Verify(context.Background(), good); err != nil {
+					t.Errorf("worker %d: good token: %v", i, err)
+					return
+				}
+				if _, err := v.Verify(context.Background(), forged); err == nil {
+					t.Errorf("worker %d: forged token accepted", i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestNewVerifierRefusesWeakKeys(t *testing.T) {
