@@ -221,6 +221,14 @@ func TestVerifyStrictProfile(t *testing.T) {
 			s := string(mint(t, good))
 			return auth.Token(s[:4] + "\n" + s[4:])
 		}},
+		{name: "carriage return in the payload", text: "invalid token", reason: "malformed token", tok: func(t *testing.T) auth.Token {
+			p := strings.Split(string(mint(t, good)), ".")
+			return auth.Token(p[0] + "." + p[1][:4] + "\r" + p[1][4:] + "." + p[2])
+		}},
+		{name: "standard base64 alphabet", text: "invalid token", reason: "malformed token", tok: func(t *testing.T) auth.Token {
+			p := strings.Split(string(mint(t, good)), ".")
+			return auth.Token(p[0] + "." + p[1] + ".+" + p[2])
+		}},
 		{name: "non-canonical signature encoding", text: "invalid token", reason: "malformed token", tok: func(t *testing.T) auth.Token {
 			// An HS256 signature is 32 bytes: 43 characters, the last of
 			// which carries 2 unused bits. Flipping one is another encoding
