@@ -72,32 +72,19 @@ func benchHandshake(b *testing.B, v bench.HandshakeVariant) {
 			b.Fatal(err)
 		}
 	}
-	rounds := 1
-	if b.N >= 8*bench.StormWorkers {
-		rounds = 4
+	storm := func(url string, headers []http.Header) func(int) time.Duration {
+		return func(n int) time.Duration {
+			d, err := bench.Storm(url, headers, n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return d
+		}
 	}
-	var refTime, varTime time.Duration
 	runtime.GC()
 	b.ReportAllocs()
 	b.ResetTimer()
-	for r := range rounds {
-		n := b.N / rounds
-		if r == rounds-1 {
-			n = b.N - n*(rounds-1)
-		}
-		b.StopTimer()
-		d, err := bench.Storm(refURL, nil, n)
-		refTime += d
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		d, err = bench.Storm(url, headers, n)
-		varTime += d
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+	refTime, varTime := interleave(b, b.N >= 8*bench.StormWorkers, storm(refURL, nil), storm(url, headers))
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/varTime.Seconds(), "handshakes/s")
 	b.ReportMetric(refTime.Seconds()/varTime.Seconds(), "x-coder")

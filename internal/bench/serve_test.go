@@ -32,32 +32,10 @@ func BenchmarkServeHandshake(b *testing.B) {
 	for _, v := range bench.HandshakeVariants() {
 		b.Run(v.Name, func(b *testing.B) {
 			srv := newMemServer(b, v)
-			rounds := 1
-			if b.N >= 1000 {
-				rounds = 8
-			}
-			var refTime, varTime time.Duration
-			reference := func(n int) {
-				b.StopTimer()
-				refTime += ref.serve(b, n)
-				b.StartTimer()
-			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			for r := range rounds {
-				n := b.N / rounds
-				if r == rounds-1 {
-					n = b.N - n*(rounds-1)
-				}
-				// Either may run the faster for going second: take turns.
-				if r%2 == 0 {
-					reference(n)
-				}
-				varTime += srv.serve(b, n)
-				if r%2 == 1 {
-					reference(n)
-				}
-			}
+			refTime, varTime := interleave(b, b.N >= 1000, func(n int) time.Duration { return ref.serve(b, n) },
+				func(n int) time.Duration { return srv.serve(b, n) })
 			b.StopTimer()
 			b.ReportMetric(refTime.Seconds()/varTime.Seconds(), "x-coder")
 			b.ReportMetric((varTime-refTime).Seconds()*1e6/float64(b.N), "us-added/op")
