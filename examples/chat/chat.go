@@ -77,6 +77,8 @@ func newApp(cfg config) (*app, error) {
 	// The Origin check is wsguard's default: a page from another site
 	// gets 403 before its token is even looked at.
 	a.ws = wsguard.New(router, append(sessions.Options(),
+		// Leave the room when the connection ends, however it ends.
+		wsguard.WithDisconnect(a.hub.leave),
 		wsguard.WithMiddleware(validate.Audit(a.log)),
 		wsguard.WithSubprotocols(subprotocol),
 		wsguard.WithLogger(a.log))...)

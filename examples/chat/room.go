@@ -60,13 +60,8 @@ func newHub() *hub {
 func (h *hub) enter(c *wsguard.Conn, room, email string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	old, known := h.members[c]
-	if known {
+	if old, known := h.members[c]; known {
 		h.removeLocked(c, old.room)
-	} else {
-		// Leave when the connection ends, however it ends; the callback
-		// costs no goroutine until then.
-		context.AfterFunc(c.Context(), func() { h.leave(c) })
 	}
 	h.members[c] = member{room: room, email: email}
 	if h.rooms[room] == nil {
