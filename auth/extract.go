@@ -10,6 +10,11 @@ import (
 // token: the one header a browser's WebSocket constructor lets a page set.
 const bearerProtocol = "bearer."
 
+// protocolHeader is Sec-WebSocket-Protocol spelled as net/textproto
+// canonicalizes it, so that looking it up does not make the canonical
+// key again on every handshake.
+const protocolHeader = "Sec-Websocket-Protocol"
+
 // places says where, beside the Authorization header and the subprotocol,
 // a token may be found.
 type places struct {
@@ -29,7 +34,7 @@ type places struct {
 // which a browser attaches on its own, is read only when no explicit
 // place holds a token. Every refusal is Unauthenticated.
 func (pl places) extract(r *http.Request) (Token, *http.Request, error) {
-	var found []Token
+	found := make([]Token, 0, 3) // header, subprotocol, query
 	auth, err := fromAuthorization(r.Header.Values("Authorization"))
 	if err != nil {
 		return "", r, err
@@ -37,7 +42,7 @@ func (pl places) extract(r *http.Request) (Token, *http.Request, error) {
 	if auth != "" {
 		found = append(found, auth)
 	}
-	proto, rest, err := fromSubprotocols(r.Header.Values("Sec-WebSocket-Protocol"))
+	proto, rest, err := fromSubprotocols(r.Header.Values(protocolHeader))
 	if err != nil {
 		return "", r, err
 	}
@@ -50,7 +55,7 @@ func (pl places) extract(r *http.Request) (Token, *http.Request, error) {
 	}
 	if proto != "" {
 		found = append(found, proto)
-		r.Header.Set("Sec-WebSocket-Protocol", strings.Join(rest, ", "))
+		r.Header.Set(protocolHeader, strings.Join(rest, ", "))
 	}
 	if len(query) > 0 {
 		q := r.URL.Query()
