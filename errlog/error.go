@@ -73,6 +73,10 @@ func CodeOf(err error) Code {
 		return e.code
 	}
 	switch {
+	case errors.Is(err, io.EOF):
+		// The peer dropping the connection, the commonest error of all, is
+		// told without walking the chain once for every other sentinel.
+		return Canceled
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		return TooLarge
 	case errors.Is(err, context.DeadlineExceeded):

@@ -426,12 +426,9 @@ func (c *Conn) read(r io.Reader, b []byte) ([]byte, error) {
 // with the error, so that closing and logging do not walk the transport's
 // chain of wrapped errors again.
 func classifyRead(err error) error {
-	// The peer dropping the connection, the usual end, is told at once.
-	code := errlog.Canceled
-	if !errors.Is(err, io.EOF) {
-		if code = errlog.CodeOf(err); code == errlog.Internal {
-			code = errlog.Protocol
-		}
+	code := errlog.CodeOf(err)
+	if code == errlog.Internal {
+		code = errlog.Protocol
 	}
 	return errlog.NewError(code, err)
 }
