@@ -1,7 +1,9 @@
 package wsguard
 
 import (
+	"container/list"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -55,5 +57,32 @@ func TestHandshakeLimitBoundedMemory(t *testing.T) {
 	}
 	if n := tracked(); n != 1 {
 		t.Errorf("tracking %d clients after a quiet minute, want 1", n)
+	}
+}
+
+// A client whose bucket has refilled keeps it when it comes back, instead
+// of having it dropped as stale and made again for the same request.
+func TestHandshakeLimitKeepsReturningClient(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	l := NewHandshakeLimit(1, 2, WithGuardClock(func() time.Time { return now }))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "192.0.2.1:1"
+	key := netip.MustParseAddr("192.0.2.1")
+	bucket := func() *list.Element {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.clients[key]
+	}
+	if err := l.Check(r); err != nil {
+		t.Fatal(err)
+	}
+	first := bucket()
+	now = now.Add(time.Minute)
+	if err := l.Check(r); err != nil {
+		t.Fatal(err)
+	}
+	if e := bucket(); e == nil || e != first {
+		t.Fatalf("bucket %p after the refill, want the first one %p", e, first)
 	}
 }
