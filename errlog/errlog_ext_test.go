@@ -80,12 +80,16 @@ func TestCodeOf(t *testing.T) {
 		{"classified and wrapped", fmt.Errorf("outer: %w", errlog.NewError(errlog.PermissionDenied, errors.New("x"))), errlog.PermissionDenied},
 		{"deadline", fmt.Errorf("read: %w", context.DeadlineExceeded), errlog.DeadlineExceeded},
 		{"canceled", context.Canceled, errlog.Canceled},
-		{"transport too big", fmt.Errorf("failed to read: %w", websocket.ErrMessageTooBig), errlog.TooLarge},
-		{"peer close frame", fmt.Errorf("received close frame: %w", websocket.CloseError{Code: websocket.StatusGoingAway}), errlog.Canceled},
-		{"EOF", fmt.Errorf("failed to get reader: %w", io.EOF), errlog.Canceled},
-		{"unexpected EOF", io.ErrUnexpectedEOF, errlog.Canceled},
-		{"closed socket", net.ErrClosed, errlog.Canceled},
-		{"reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, errlog.Canceled},
+		// Transport and network errors are classified where they happen (a
+		// connection's read loop knows its peer left); met anywhere else, as
+		// a handler's backend failure, they are internal errors.
+		{"transport too big", fmt.Errorf("failed to read: %w", websocket.ErrMessageTooBig), errlog.Internal},
+		{"close frame", fmt.Errorf("received close frame: %w", websocket.CloseError{Code: websocket.StatusGoingAway}), errlog.Internal},
+		{"EOF", fmt.Errorf("failed to get reader: %w", io.EOF), errlog.Internal},
+		{"unexpected EOF", io.ErrUnexpectedEOF, errlog.Internal},
+		{"closed socket", net.ErrClosed, errlog.Internal},
+		{"reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, errlog.Internal},
+		{"backend refused", fmt.Errorf("query orders: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), errlog.Internal},
 		{"unknown", errors.New("something odd"), errlog.Internal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,19 +98,6 @@ func TestCodeOf(t *testing.T) {
 				t.Fatalf("CodeOf(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
-	}
-}
-
-func TestNormalClosure(t *testing.T) {
-	t.Parallel()
-	for status, want := range map[websocket.StatusCode]bool{1000: true, 1001: true, 1002: false, 1006: false, 4401: false} {
-		err := fmt.Errorf("received close frame: %w", websocket.CloseError{Code: status})
-		if got := errlog.NormalClosure(err); got != want {
-			t.Errorf("NormalClosure(%d) = %v", status, got)
-		}
-	}
-	if errlog.NormalClosure(io.EOF) {
-		t.Error("EOF is not a normal closure")
 	}
 }
 

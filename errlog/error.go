@@ -3,11 +3,6 @@ package errlog
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"syscall"
-
-	"github.com/coder/websocket"
 )
 
 // Error is an error with a [Code]. The wrapped error is internal detail for
@@ -56,15 +51,14 @@ func (e *Error) Error() string {
 // Unwrap returns the wrapped error.
 func (e *Error) Unwrap() error { return e.err }
 
-// CodeOf classifies err. An [*Error] anywhere in the chain gives its code;
-// otherwise context and transport errors are mapped:
-//
-//   - context.DeadlineExceeded: [DeadlineExceeded]
-//   - context.Canceled, a close frame from the peer, EOF, a closed or reset
-//     connection (the peer is gone): [Canceled]
-//   - websocket.ErrMessageTooBig: [TooLarge]
-//
-// Anything else is [Internal]. CodeOf(nil) is 0, which is not a valid code.
+// CodeOf classifies err: an [*Error] anywhere in the chain gives its code.
+// Otherwise only the standard context errors are known:
+// context.DeadlineExceeded is [DeadlineExceeded] and context.Canceled is
+// [Canceled]. Anything else is [Internal], the most conservative answer:
+// an error is classified where it happens (the connection that reads EOF
+// knows its peer left; a handler's failed backend call does not mean that),
+// never guessed from its type here. CodeOf(nil) is 0, which is not a valid
+// code.
 func CodeOf(err error) Code {
 	if err == nil {
 		return 0
@@ -73,15 +67,9 @@ func CodeOf(err error) Code {
 		return e.code
 	}
 	switch {
-	case errors.Is(err, io.EOF):
-		// The peer dropping the connection, the commonest error of all, is
-		// told without walking the chain once for every other sentinel.
-		return Canceled
-	case errors.Is(err, websocket.ErrMessageTooBig):
-		return TooLarge
 	case errors.Is(err, context.DeadlineExceeded):
 		return DeadlineExceeded
-	case errors.Is(err, context.Canceled), PeerGone(err):
+	case errors.Is(err, context.Canceled):
 		return Canceled
 	}
 	return Internal
@@ -94,32 +82,4 @@ func TextOf(err error) string {
 		return e.Text()
 	}
 	return CodeOf(err).Text()
-}
-
-// PeerGone reports whether err says the peer closed the connection: a close
-// frame (any status), EOF, or a closed or reset socket.
-func PeerGone(err error) bool {
-	// A dropped connection, the commonest case, is the transport's EOF.
-	if errors.Is(err, io.EOF) {
-		return true
-	}
-	if _, ok := errors.AsType[websocket.CloseError](err); ok {
-		return true
-	}
-	_, isNetErr := errors.AsType[net.Error](err)
-	return isNetErr || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE)
-}
-
-// NormalClosure reports whether err is the peer's own orderly close (status
-// 1000 or 1001), which is not an error.
-func NormalClosure(err error) bool {
-	ce, _ := errors.AsType[websocket.CloseError](err)
-	switch ce.Code {
-	case websocket.StatusNormalClosure, websocket.StatusGoingAway:
-		return true
-	}
-	return false
 }

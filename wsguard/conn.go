@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -27,7 +28,7 @@ import (
 type Conn struct {
 	srv     *Server
 	ws      *websocket.Conn
-	nc      net.Conn // the hijacked socket under ws
+	nc      *frameConn // the hijacked socket under ws
 	id      string
 	remote  string
 	ctx     context.Context
@@ -36,7 +37,8 @@ type Conn struct {
 	last    atomic.Int64 // unix nanoseconds of the last frame from the peer
 	opened  int64        // unix nanoseconds of the upgrade, when observed
 	limiter *rate.Limiter
-	strikes int // invalid messages in a row; serving goroutine only
+	strikes int    // invalid messages in a row; serving goroutine only
+	started uint64 // messages whose reading began; serving goroutine only
 	msg     Message
 
 	end    atomic.Pointer[ending] // why the connection ends; the first reason wins
@@ -64,7 +66,31 @@ var (
 	errTooLarge     = errors.New("message over the read limit")
 	errWriteTimeout = errors.New("write timed out: the client is not reading")
 	errClosed       = errors.New("connection closed")
+	errCutMessage   = errors.New("connection cut in the middle of a message")
 )
+
+// ErrClosed is returned by [Conn.Send] and its variants when the connection
+// has ended, for whatever reason, or ends during the write. It carries no
+// errlog code: the connection it was sent on has already logged why it
+// ended, and a handler that returns it about another connection has made an
+// internal error ([errlog.Internal]) of its own.
+var ErrClosed = errors.New("wsguard: connection closed")
+
+// droppedError marks why a connection ends without a close handshake: the
+// peer left (EOF, a reset, its own close frame, a message cut short) or a
+// write could not finish. Only this connection's own read loop and writes
+// make one, so an error of the same type from anywhere else (a handler's
+// backend call, another connection) is never taken for this peer leaving.
+type droppedError struct{ err error }
+
+func (e *droppedError) Error() string { return e.err.Error() }
+func (e *droppedError) Unwrap() error { return e.err }
+
+// dropped returns an error of code that ends the connection without a close
+// handshake.
+func dropped(code errlog.Code, err error) error {
+	return errlog.NewError(code, &droppedError{err})
+}
 
 func (s *Server) newConn(r *http.Request) *Conn {
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
@@ -112,7 +138,10 @@ func (c *Conn) SetSubject(sub string) { c.sub.Store(&sub) }
 
 // Send writes one message, bounded by ctx and the write timeout. A client
 // that does not take the message within the write timeout is disconnected
-// (errlog.DeadlineExceeded).
+// (errlog.DeadlineExceeded). A write that fails, or that ctx ends before it
+// is done, leaves the transport unusable: the connection ends, and Send
+// returns an error that wraps [ErrClosed], as it does on a connection that
+// has already ended.
 func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
 	var err error
 	if c.writing.CompareAndSwap(false, true) {
@@ -126,10 +155,12 @@ func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
 		}
 		return nil
 	}
-	if e := c.end.Load(); e != nil && e.err != nil {
-		return fmt.Errorf("wsguard: send: %w", e.err)
+	if c.end.Load() == nil {
+		c.fail(dropped(errlog.Canceled, fmt.Errorf("write failed: %w", err)), nil)
 	}
-	return fmt.Errorf("wsguard: send: %w", err)
+	// The detail is flattened: the ending's code belongs to this connection,
+	// not to the caller, which may be serving another one.
+	return fmt.Errorf("wsguard: send: %w (%v)", ErrClosed, err)
 }
 
 // sendAlone is the common case, one Send at a time: it arms the
@@ -157,7 +188,7 @@ func (c *Conn) sendConcurrent(ctx context.Context, typ MessageType, p []byte) er
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t := time.AfterFunc(c.srv.cfg.writeTimeout, func() {
-		c.fail(errlog.NewError(errlog.DeadlineExceeded, errWriteTimeout), nil)
+		c.fail(dropped(errlog.DeadlineExceeded, errWriteTimeout), nil)
 		cancel()
 	})
 	err := c.ws.Write(ctx, typ, p)
@@ -169,7 +200,7 @@ func (c *Conn) sendConcurrent(ctx context.Context, typ MessageType, p []byte) er
 // within the write timeout. Cutting the socket also ends a write that is
 // stuck while another reason is already closing the connection.
 func (c *Conn) writeTimedOut() {
-	c.fail(errlog.NewError(errlog.DeadlineExceeded, errWriteTimeout), nil)
+	c.fail(dropped(errlog.DeadlineExceeded, errWriteTimeout), nil)
 	_ = c.nc.Close()
 }
 
@@ -221,26 +252,23 @@ func (c *Conn) CloseWithError(err error) {
 }
 
 // fail ends the connection for err: with a close handshake carrying the
-// code's status and public text, or, when the peer is gone or not reading,
-// by dropping the socket. Only the first call acts; m, when given, is the
-// message that caused err and is named in the log by its digest.
+// code's status and public text or, when err says the socket is unusable
+// ([droppedError]), by dropping it. Only the first call acts; m, when
+// given, is the message that caused err and is named in the log by its
+// digest.
 func (c *Conn) fail(err error, m *Message) {
 	if c.end.Load() != nil {
 		return
 	}
 	code := errlog.CodeOf(err)
 	e := &ending{err: err, status: websocket.StatusCode(code.CloseStatus())}
-	graceful := true
+	d, isDropped := errors.AsType[*droppedError](err)
 	switch {
-	case code == errlog.Canceled && errlog.PeerGone(err):
-		graceful = false
+	case isDropped:
 		e.status = websocket.StatusAbnormalClosure
-		if ce, ok := errors.AsType[websocket.CloseError](err); ok {
+		if ce, ok := errors.AsType[websocket.CloseError](d.err); ok {
 			e.status = ce.Code
 		}
-	case errors.Is(err, errWriteTimeout):
-		graceful = false
-		e.status = websocket.StatusAbnormalClosure
 	case e.status == 0: // a recoverable code used as a reason to close
 		e.status = websocket.StatusPolicyViolation
 	}
@@ -250,10 +278,10 @@ func (c *Conn) fail(err error, m *Message) {
 	if !c.end.CompareAndSwap(nil, e) {
 		return
 	}
-	if graceful {
-		_ = c.closeHandshake(e.status, errlog.TextOf(err))
-	} else {
+	if isDropped {
 		_ = c.ws.CloseNow()
+	} else {
+		_ = c.closeHandshake(e.status, errlog.TextOf(err))
 	}
 	close(c.closed)
 }
@@ -351,6 +379,7 @@ func (c *Conn) loop() {
 			c.fail(classifyRead(err), nil)
 			return
 		}
+		c.started++
 		if !c.next(typ, r) {
 			return
 		}
@@ -413,6 +442,11 @@ func (c *Conn) read(r io.Reader, b []byte) ([]byte, error) {
 			return b, errlog.NewError(errlog.TooLarge, errTooLarge)
 		}
 		if err == io.EOF {
+			// The transport also ends a message with EOF when the
+			// connection is cut in its middle.
+			if !c.nc.complete(c.started) {
+				return b, dropped(errlog.Canceled, errCutMessage)
+			}
 			return b, nil
 		}
 		if err != nil {
@@ -421,16 +455,28 @@ func (c *Conn) read(r io.Reader, b []byte) ([]byte, error) {
 	}
 }
 
-// classifyRead maps a transport read error: what errlog does not recognise
-// is the transport refusing a frame that breaks RFC 6455. The code goes
-// with the error, so that closing and logging do not walk the transport's
-// chain of wrapped errors again.
+// classifyRead classifies an error from reading this connection, where
+// only this connection's transport can have made it. An error with an
+// errlog code comes from the frame checks ([frameConn]); one that says the
+// peer closed or dropped the socket ends the connection without a close
+// handshake; anything else is the transport refusing a frame that those
+// checks let through.
 func classifyRead(err error) error {
-	code := errlog.CodeOf(err)
-	if code == errlog.Internal {
-		code = errlog.Protocol
+	if _, ok := errors.AsType[*errlog.Error](err); ok {
+		return err
 	}
-	return errlog.NewError(code, err)
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		return errlog.NewError(errlog.TooLarge, err)
+	}
+	if _, ok := errors.AsType[websocket.CloseError](err); ok || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) {
+		return dropped(errlog.Canceled, err)
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return dropped(errlog.Canceled, err)
+	}
+	return errlog.NewError(errlog.Protocol, err)
 }
 
 // handle checks and dispatches the current message. It returns only
@@ -496,7 +542,7 @@ func (c *Conn) tick() {
 	cfg := &c.srv.cfg
 	quiet := time.Since(time.Unix(0, c.last.Load()))
 	if cfg.idleTimeout > 0 && quiet >= cfg.idleTimeout {
-		c.fail(errlog.NewError(errlog.Idle, fmt.Errorf("no frame from the peer for %v", quiet.Round(time.Millisecond))), nil)
+		c.fail(errlog.NewError(errlog.Idle, fmt.Errorf("no message or pong from the peer for %v", quiet.Round(time.Millisecond))), nil)
 		return
 	}
 	c.timerMu.Lock()
@@ -513,9 +559,14 @@ func (c *Conn) tick() {
 			wait = cfg.idleTimeout - quiet
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		// The pong moves c.last through OnPongReceived; a missing one is
-		// caught by the idle check, so the error needs no handling here.
-		_ = c.ws.Ping(ctx)
+		// Only the pong that answers this ping shows that the peer is
+		// there: the peer's own pings and unsolicited pongs cost it nothing
+		// to send, so they do not keep a silent connection open. A missing
+		// pong is caught by the idle check. The transport waits for the
+		// pong on this timer's goroutine: one exists while a ping is out.
+		if c.ws.Ping(ctx) == nil {
+			c.touch()
+		}
 		cancel()
 	}
 }

@@ -18,6 +18,7 @@ const (
 	DefaultIdleTimeout  = 60 * time.Second
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultMaxInvalid   = 5
+	DefaultMaxFrames    = 128
 )
 
 // Option configures a [Server].
@@ -34,6 +35,7 @@ type config struct {
 	idleTimeout    time.Duration
 	writeTimeout   time.Duration
 	maxInvalid     int
+	maxFrames      int
 	binary         bool
 	logger         *slog.Logger
 	newHash        func() hash.Hash
@@ -61,6 +63,7 @@ func defaultConfig() config {
 		idleTimeout:    DefaultIdleTimeout,
 		writeTimeout:   DefaultWriteTimeout,
 		maxInvalid:     DefaultMaxInvalid,
+		maxFrames:      DefaultMaxFrames,
 		newHash:        sha256.New,
 		maxConns:       DefaultMaxConns,
 		maxConnsPerIP:  DefaultMaxConnsPerIP,
@@ -99,7 +102,8 @@ func InsecureSkipOriginCheck() Option {
 }
 
 // WithMessageRate sets the per-connection message rate (messages per second)
-// and burst. A client over it is closed with 4429.
+// and burst. A client over it is closed with 4429. Pings and pongs from the
+// client count as messages: the server answers every ping with a write.
 func WithMessageRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.messageRate, c.messageBurst = perSecond, burst }
 }
@@ -110,8 +114,10 @@ func WithPingInterval(d time.Duration) Option {
 	return func(c *config) { c.pingInterval = d }
 }
 
-// WithIdleTimeout sets how long a connection may go without any frame from
-// the peer (a pong counts) before it is closed with 1001.
+// WithIdleTimeout sets how long a connection may go without a message from
+// the peer, or a pong answering one of the server's keepalive pings, before
+// it is closed with 1001. The peer's own pings and unsolicited pongs do not
+// count: they would keep a connection that does nothing else open forever.
 func WithIdleTimeout(d time.Duration) Option {
 	return func(c *config) { c.idleTimeout = d }
 }
@@ -126,6 +132,15 @@ func WithWriteTimeout(d time.Duration) Option {
 // send (each answered with an error reply) before it is closed with 1008.
 func WithMaxInvalid(n int) Option {
 	return func(c *config) { c.maxInvalid = n }
+}
+
+// WithMaxFrames sets how many frames one message may arrive in. A message
+// of more frames closes the connection with 1009, as an oversized one does:
+// the read limit counts payload bytes, so empty continuation frames would
+// otherwise cost the client nothing. Browsers and most client libraries
+// send a message as one frame.
+func WithMaxFrames(n int) Option {
+	return func(c *config) { c.maxFrames = n }
 }
 
 // WithBinary lets binary messages through to the handler. Without it a

@@ -203,24 +203,31 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 // for the GC to shrink it back to 8 KiB (see internal/bench/README.md).
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 	c := s.newConn(r)
-	tap := &hijackTap{ResponseWriter: w}
+	tap := &hijackTap{ResponseWriter: w, conn: c}
 	ws, err := websocket.Accept(tap, r, &websocket.AcceptOptions{
 		Subprotocols: s.cfg.subprotocols,
 		// The Origin was checked by the guards, with logging.
 		InsecureSkipVerify: true,
 		CompressionMode:    websocket.CompressionDisabled,
-		OnPingReceived: func(context.Context, []byte) bool {
-			c.touch()
-			return true
-		},
-		OnPongReceived: func(context.Context, []byte) { c.touch() },
 	})
 	if err != nil {
-		// Accept has written the HTTP error: not a valid WebSocket handshake.
-		errlog.Log(r.Context(), s.log, "handshake rejected", errlog.NewError(errlog.Protocol, err),
+		if !tap.wrote {
+			// The transport's answer carries its error text, which may
+			// echo a header: the client gets the code table's text.
+			code := errlog.Protocol
+			if tap.refused >= http.StatusInternalServerError {
+				code = errlog.Internal
+			}
+			h := w.Header()
+			h.Del("Connection")
+			h.Del("Upgrade")
+			Reject(w, r, s.log, errlog.NewError(code, err))
+			return nil
+		}
+		errlog.Log(r.Context(), s.log, "handshake failed", errlog.NewError(errlog.Internal, err),
 			slog.String(errlog.KeyRemote, c.remote),
 			slog.Any(errlog.KeyUA, errlog.Untrusted(r.UserAgent())))
-		observeRejected(r, errlog.Protocol, errlog.Protocol.HTTPStatus(), err)
+		observeRejected(r, errlog.Internal, 0, err)
 		return nil
 	}
 	c.ws, c.nc = ws, tap.nc
@@ -311,18 +318,52 @@ func (s *Server) getBuf() *[]byte {
 
 func (s *Server) putBuf(b *[]byte) { s.bufs.Put(b) }
 
-// hijackTap records the socket the transport hijacks, so that Shutdown can
-// drop a connection whose close handshake is stuck.
+// hijackTap stands between the transport and the ResponseWriter during
+// the upgrade. It hands the transport the socket wrapped in a [frameConn],
+// and it holds back an error response the transport writes, whose body is
+// the transport's error text: the caller answers with [Reject] instead.
 type hijackTap struct {
 	http.ResponseWriter
-	nc net.Conn
+	conn    *Conn
+	nc      *frameConn
+	refused int  // the error status held back, or 0
+	wrote   bool // a status was passed on (the upgrade's 101)
 }
 
-// Hijack implements http.Hijacker.
+// WriteHeader implements http.ResponseWriter.
+func (t *hijackTap) WriteHeader(status int) {
+	if status >= http.StatusBadRequest {
+		t.refused = status
+		return
+	}
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(status)
+}
+
+// Write implements http.ResponseWriter.
+func (t *hijackTap) Write(b []byte) (int, error) {
+	if t.refused != 0 {
+		return len(b), nil
+	}
+	return t.ResponseWriter.Write(b)
+}
+
+// Hijack implements http.Hijacker. Bytes the client sent right after its
+// handshake may already sit in the HTTP server's buffer: they are read
+// through the frameConn as well, so that no frame escapes its checks.
 func (t *hijackTap) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(t.ResponseWriter).Hijack()
-	t.nc = nc
-	return nc, brw, err
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := &t.conn.srv.cfg
+	t.nc = newFrameConn(nc, t.conn.limiter, cfg.maxFrames)
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		t.nc.pending = append([]byte(nil), b...)
+	}
+	brw.Reader.Reset(t.nc)
+	return t.nc, brw, nil
 }
 
 // Unwrap lets http.ResponseController reach the original writer.

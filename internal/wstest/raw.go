@@ -99,32 +99,55 @@ func (r *Raw) WriteFrame(fin bool, opcode byte, payload []byte) error {
 // WriteFrameHeader writes a masked frame that claims length n but carries
 // only payload (which may be shorter, to announce a huge frame).
 func (r *Raw) WriteFrameHeader(fin bool, opcode byte, n uint64, payload []byte) error {
-	var hdr []byte
 	b0 := opcode
 	if fin {
 		b0 |= 0x80
 	}
-	hdr = append(hdr, b0)
+	return r.WriteBytes(EncodeFrame(b0, true, n, payload))
+}
+
+// WriteBytes writes b as it is: hand-made frames, or part of one.
+func (r *Raw) WriteBytes(b []byte) error {
+	_ = r.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := r.Conn.Write(b)
+	return err
+}
+
+// CloseWrite half-closes the connection: the server reads EOF, and can
+// still write to the client.
+func (r *Raw) CloseWrite() error {
+	return r.Conn.(*net.TCPConn).CloseWrite()
+}
+
+// EncodeFrame returns a frame whose first byte is b0 (FIN, RSV bits and
+// opcode, as given) and whose header claims length n, carrying payload
+// (which may be shorter), masked with a random key when masked is set.
+func EncodeFrame(b0 byte, masked bool, n uint64, payload []byte) []byte {
+	hdr := []byte{b0}
+	var m byte
+	if masked {
+		m = 0x80
+	}
 	switch {
 	case n < 126:
-		hdr = append(hdr, 0x80|byte(n))
+		hdr = append(hdr, m|byte(n))
 	case n <= 0xffff:
-		hdr = append(hdr, 0x80|126)
+		hdr = append(hdr, m|126)
 		hdr = binary.BigEndian.AppendUint16(hdr, uint16(n))
 	default:
-		hdr = append(hdr, 0x80|127)
+		hdr = append(hdr, m|127)
 		hdr = binary.BigEndian.AppendUint64(hdr, n)
+	}
+	if !masked {
+		return append(hdr, payload...)
 	}
 	var mask [4]byte
 	_, _ = rand.Read(mask[:])
 	hdr = append(hdr, mask[:]...)
-	masked := make([]byte, len(payload))
-	for i := range payload {
-		masked[i] = payload[i] ^ mask[i%4]
+	for i, b := range payload {
+		hdr = append(hdr, b^mask[i%4])
 	}
-	_ = r.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, err := r.Conn.Write(append(hdr, masked...))
-	return err
+	return hdr
 }
 
 // Frame is a frame read from the server.
