@@ -43,18 +43,13 @@ type ConnLimit struct {
 }
 
 // NewConnLimit returns a cap of total open connections and perIP per
-// client. A non-positive argument takes its default, [DefaultMaxConns] or
-// [DefaultMaxConnsPerIP], so that zero configuration is the protected one.
-// Over the per-client cap a request is refused as errlog.ResourceExhausted
+// client ([DefaultMaxConns] and [DefaultMaxConnsPerIP] are the server's).
+// Both must be >= 1: NewConnLimit panics on a zero or negative cap. Over
+// the per-client cap a request is refused as errlog.ResourceExhausted
 // (HTTP 429), over the total as errlog.Unavailable (HTTP 503); both carry a
 // Retry-After of one second.
 func NewConnLimit(total, perIP int, opts ...GuardOption) *ConnLimit {
-	if total <= 0 {
-		total = DefaultMaxConns
-	}
-	if perIP <= 0 {
-		perIP = DefaultMaxConnsPerIP
-	}
+	mustConnCaps(fmt.Sprintf("NewConnLimit(%d, %d)", total, perIP), total, perIP)
 	return &ConnLimit{
 		maxTotal:  total,
 		maxClient: perIP,

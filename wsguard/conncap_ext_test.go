@@ -88,7 +88,7 @@ func TestConnLimitAcquire(t *testing.T) {
 
 func TestConnLimitDefaults(t *testing.T) {
 	t.Parallel()
-	l := wsguard.NewConnLimit(0, -1)
+	l := wsguard.NewConnLimit(wsguard.DefaultMaxConns, wsguard.DefaultMaxConnsPerIP)
 	for i := range wsguard.DefaultMaxConnsPerIP {
 		if _, err := l.Acquire(guardRequest("198.51.100.1:1")); err != nil {
 			t.Fatalf("connection %d: %v", i+1, err)

@@ -62,18 +62,13 @@ type handshakeBucket struct {
 }
 
 // NewHandshakeLimit returns a limit of perSecond handshakes per second per
-// client with the given burst. A non-positive (or NaN) argument takes its
-// default, [DefaultHandshakeRate] or [DefaultHandshakeBurst], so that zero
-// configuration is the protected one. A client over the limit is refused as
-// errlog.ResourceExhausted (HTTP 429) with Retry-After set to the time until
-// it has a token again.
+// client with the given burst ([DefaultHandshakeRate] and
+// [DefaultHandshakeBurst] are the server's). The rate must be a finite
+// number > 0 and the burst >= 1: NewHandshakeLimit panics on a zero. A
+// client over the limit is refused as errlog.ResourceExhausted (HTTP 429)
+// with Retry-After set to the time until it has a token again.
 func NewHandshakeLimit(perSecond float64, burst int, opts ...GuardOption) *HandshakeLimit {
-	if !(perSecond > 0) {
-		perSecond = DefaultHandshakeRate
-	}
-	if burst <= 0 {
-		burst = DefaultHandshakeBurst
-	}
+	mustPositiveRate(rateCall("NewHandshakeLimit", perSecond, burst), perSecond, burst)
 	return &HandshakeLimit{
 		limit:      rate.Limit(perSecond),
 		burst:      burst,

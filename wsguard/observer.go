@@ -110,12 +110,13 @@ type Event struct {
 
 // WithObserver sends the server's events to o; several calls add observers
 // ([Observers]). The built-in guards and any handshake middleware that
-// rejects with [Reject] report their refusals.
+// rejects with [Reject] report their refusals. nil is refused.
 func WithObserver(o Observer) Option {
 	return func(c *config) {
-		if o != nil {
-			c.observer = Observers(c.observer, o)
+		if o == nil {
+			misconfigured("WithObserver(nil)", "needs an Observer")
 		}
+		c.observer = Observers(c.observer, o)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,12 +46,19 @@ var errDraining = errors.New("server is shutting down")
 
 // New returns a Server that passes every message to h. With no options it
 // applies all the defaults described in the package documentation. New
-// panics on an invalid option (a malformed Origin pattern), as a
+// panics on a nil h and on an invalid option, with a message naming the
+// option and its value, as the package documentation describes: a
 // misconfigured guard must not start serving.
 func New(h Handler, opts ...Option) *Server {
+	if h == nil {
+		misconfigured("New(nil, ...)", "needs a Handler")
+	}
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.anyOrigin && len(cfg.origins) > 0 {
+		misconfigured(fmt.Sprintf("WithOrigins(%q)", cfg.origins), "has no effect beside InsecureSkipOriginCheck")
 	}
 	s := &Server{
 		cfg:      cfg,

@@ -44,14 +44,25 @@ var (
 )
 
 // WithConnStore shares the connection caps of [WithMaxConns] through st.
+// nil is refused.
 func WithConnStore(st ConnStore) Option {
-	return func(c *config) { c.connStore = st }
+	return func(c *config) {
+		if st == nil {
+			misconfigured("WithConnStore(nil)", "needs a ConnStore")
+		}
+		c.connStore = st
+	}
 }
 
 // WithHandshakeStore shares the handshake rate of [WithHandshakeRate]
-// through st.
+// through st. nil is refused.
 func WithHandshakeStore(st RateStore) Option {
-	return func(c *config) { c.rateStore = st }
+	return func(c *config) {
+		if st == nil {
+			misconfigured("WithHandshakeStore(nil)", "needs a RateStore")
+		}
+		c.rateStore = st
+	}
 }
 
 // sharedKey is the client's key in a shared store: its address, or its

@@ -33,9 +33,13 @@ type SubjectConnLimit struct {
 // counts subjects as its clients, so give it a key space of its own (with
 // store/redisstore, a Store with its own prefix). Over the cap a request
 // is refused as errlog.ResourceExhausted (HTTP 429) with a Retry-After of
-// one second.
+// one second. perSubject must be >= 1: NewSubjectConnLimit panics on a
+// zero or negative cap.
 func NewSubjectConnLimit(perSubject int, st ConnStore, opts ...GuardOption) *SubjectConnLimit {
-	return &SubjectConnLimit{max: max(perSubject, 1), store: st, cfg: newGuardConfig(opts), bySub: make(map[string]int)}
+	if perSubject < 1 {
+		misconfigured(fmt.Sprintf("NewSubjectConnLimit(%d, ...)", perSubject), "must be >= 1")
+	}
+	return &SubjectConnLimit{max: perSubject, store: st, cfg: newGuardConfig(opts), bySub: make(map[string]int)}
 }
 
 // Acquire takes a slot for the subject of r, if any; release frees it and
