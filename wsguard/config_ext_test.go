@@ -118,7 +118,7 @@ func TestEveryOptionIsCheckedAtConstruction(t *testing.T) {
 		{"WithObserver(nil)", server(wsguard.WithObserver(nil)), "wsguard: WithObserver(nil): needs an Observer"},
 		{"WithConnStore(nil)", server(wsguard.WithConnStore(nil)), "wsguard: WithConnStore(nil): needs a ConnStore"},
 		{"WithConnStore", server(wsguard.WithConnStore(nopConnStore{})), ""},
-		{"WithHandshakeStore(nil)", server(wsguard.WithHandshakeStore(nil)), "wsguard: WithHandshakeStore(nil): needs a RateStore"},
+		{"WithHandshakeStore(nil)", server(wsguard.WithHandshakeStore(nil)), "wsguard: WithHandshakeStore(nil): needs a HandshakeStore"},
 		{"WithHandshakeStore", server(wsguard.WithHandshakeStore(nopHandshakeStore{})), ""},
 
 		{"NewConnLimit(1, 1)", func() { wsguard.NewConnLimit(1, 1) }, ""},

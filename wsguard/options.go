@@ -51,7 +51,7 @@ type config struct {
 	middleware     []Middleware
 	observer       Observer
 	connStore      ConnStore
-	rateStore      RateStore
+	handshakeStore HandshakeStore
 }
 
 func defaultConfig() config {

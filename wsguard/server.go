@@ -122,7 +122,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (_ *http.Request,
 		Reject(w, r, s.handshakes.cfg.logger, err)
 		return r, nil, false
 	}
-	if s.cfg.rateStore != nil {
+	if s.cfg.handshakeStore != nil {
 		if err := s.checkSharedRate(r); err != nil {
 			s.observeLimit(r, LimitHandshakeRate, err)
 			Reject(w, r, s.handshakes.cfg.logger, err)

@@ -26,10 +26,10 @@ type ConnStore interface {
 	AcquireConn(ctx context.Context, client string, maxTotal, maxClient int) (release func(), err error)
 }
 
-// RateStore keeps handshake rates shared by several servers, so that the
+// HandshakeStore keeps handshake rates shared by several servers, so that the
 // rate of [WithHandshakeRate] holds for all of them together. The
 // in-memory [HandshakeLimit] each server keeps stays in force beside it.
-type RateStore interface {
+type HandshakeStore interface {
 	// AllowHandshake takes a token from client's bucket of perSecond
 	// tokens per second and the given burst. It returns 0, or how long
 	// until the client has a token again. An error refuses the handshake
@@ -56,12 +56,12 @@ func WithConnStore(st ConnStore) Option {
 
 // WithHandshakeStore shares the handshake rate of [WithHandshakeRate]
 // through st. nil is refused.
-func WithHandshakeStore(st RateStore) Option {
+func WithHandshakeStore(st HandshakeStore) Option {
 	return func(c *config) {
 		if st == nil {
-			misconfigured("WithHandshakeStore(nil)", "needs a RateStore")
+			misconfigured("WithHandshakeStore(nil)", "needs a HandshakeStore")
 		}
-		c.rateStore = st
+		c.handshakeStore = st
 	}
 }
 
@@ -74,7 +74,7 @@ func sharedKey(r *http.Request) string {
 // checkSharedRate takes a handshake token from the shared store, if any.
 func (s *Server) checkSharedRate(r *http.Request) error {
 	cfg := &s.cfg
-	wait, err := cfg.rateStore.AllowHandshake(r.Context(), sharedKey(r), s.handshakes.limitPerSecond(), s.handshakes.burst)
+	wait, err := cfg.handshakeStore.AllowHandshake(r.Context(), sharedKey(r), s.handshakes.limitPerSecond(), s.handshakes.burst)
 	switch {
 	case err != nil:
 		return errlog.NewError(errlog.Unavailable, fmt.Errorf("shared handshake rate: %w", err))
