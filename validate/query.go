@@ -32,10 +32,13 @@ import (
 //
 // and one log line, without the query (it may carry credentials). The
 // handler behind the guard, and the connection's handlers after the
-// upgrade, read the value with [QueryFrom]. Query panics when T is not a
-// struct or has a field of another type.
+// upgrade, read the value with [QueryFrom]. Query panics on a nil v and
+// when T is not a struct or has a field of another type.
 func Query[T any](v *Validator) func(http.Handler) http.Handler {
 	q := newQueryDecoder(structType[T]("Query"))
+	if v == nil {
+		misconfigured(fmt.Sprintf("Query[%v](nil)", q.root), "needs a Validator")
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var t T
