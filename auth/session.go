@@ -64,7 +64,7 @@ func NewSessions(v *Verifier, opts ...Option) *Sessions {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &Sessions{v: v, cfg: cfg, log: errlog.OrDefault(cfg.logger), bySub: make(map[string]map[*session]struct{})}
+	return &Sessions{v: v, cfg: cfg, log: cfg.logger, bySub: make(map[string]map[*session]struct{})}
 }
 
 // Options returns the server options of s: the handshake middleware (run

@@ -115,13 +115,21 @@ func (p *RealIP) Check(r *http.Request) error {
 // [Reject].
 func (p *RealIP) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, err := p.IP(r)
-		if err != nil {
-			Reject(w, r, p.cfg.logger, err)
-			return
+		if r, ok := p.admit(w, r); ok {
+			h.ServeHTTP(w, r)
 		}
-		h.ServeHTTP(w, r.WithContext(WithClientIP(r.Context(), ip)))
 	})
+}
+
+// admit is the Handler's decision, which a Server makes in line: r with
+// the client IP in its context, or false when the request was refused.
+func (p *RealIP) admit(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	ip, err := p.IP(r)
+	if err != nil {
+		refuse(w, r, "", err)
+		return r, false
+	}
+	return r.WithContext(WithClientIP(r.Context(), ip)), true
 }
 
 func (p *RealIP) trusts(a netip.Addr) bool {

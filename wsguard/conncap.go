@@ -36,6 +36,7 @@ type ConnLimit struct {
 	maxTotal  int
 	maxClient int
 	cfg       guardConfig
+	store     ConnStore // of a Server's WithConnStore; nil: none
 
 	mu       sync.Mutex
 	open     int
@@ -66,7 +67,7 @@ func (l *ConnLimit) Acquire(r *http.Request) (release func(), err error) {
 	key := clientKey(ClientIP(r))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.admit(key); err != nil {
+	if err := l.allows(key); err != nil {
 		return releaseNothing, err
 	}
 	l.open++
@@ -88,7 +89,7 @@ func (l *ConnLimit) Check(r *http.Request) error {
 	key := clientKey(ClientIP(r))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.admit(key)
+	return l.allows(key)
 }
 
 // Handler holds a slot while h runs and rejects requests over a cap with
@@ -97,16 +98,38 @@ func (l *ConnLimit) Check(r *http.Request) error {
 // slot lasts as long as the connection. A handler that hands the connection
 // to another goroutine and returns would free the slot early: such a server
 // calls [ConnLimit.Acquire] itself and releases when the connection ends.
+// A refusal is reported to the request's observer as an [EventLimited]
+// ([LimitConnCap]).
 func (l *ConnLimit) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := l.Acquire(r)
-		if err != nil {
-			Reject(w, r, l.cfg.logger, err)
+		release, ok := l.admit(w, r)
+		if !ok {
 			return
 		}
 		defer release()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// admit is the Handler's decision, which a Server makes in line: the
+// slot's release, or false when the request was refused. With a shared
+// store the request also takes a slot there, after the local one.
+func (l *ConnLimit) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	release, err := l.Acquire(r)
+	if err == nil && l.store != nil {
+		var shared func()
+		if shared, err = l.acquireShared(r); err != nil {
+			release()
+		} else {
+			local := release
+			release = func() { shared(); local() }
+		}
+	}
+	if err != nil {
+		refuse(w, r, LimitConnCap, err)
+		return releaseNothing, false
+	}
+	return release, true
 }
 
 // Open returns the number of connections holding a slot.
@@ -116,10 +139,10 @@ func (l *ConnLimit) Open() int {
 	return l.open
 }
 
-// admit checks the per-client cap first, so that the client over its own
+// allows checks the per-client cap first, so that the client over its own
 // cap is told it is the one to slow down even when the server is also full.
 // l.mu is held.
-func (l *ConnLimit) admit(key netip.Addr) error {
+func (l *ConnLimit) allows(key netip.Addr) error {
 	if n := l.byClient[key]; n >= l.maxClient {
 		return retryError(errlog.ResourceExhausted, connRetryAfter,
 			fmt.Errorf("client %s has %d connections, the cap per client", key, n))

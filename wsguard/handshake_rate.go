@@ -50,6 +50,7 @@ type HandshakeLimit struct {
 	burst      int
 	maxClients int
 	cfg        guardConfig
+	store      HandshakeStore // of a Server's WithHandshakeStore; nil: none
 
 	mu      sync.Mutex
 	clients map[netip.Addr]*list.Element // of *handshakeBucket
@@ -103,9 +104,25 @@ func (l *HandshakeLimit) Check(r *http.Request) error {
 }
 
 // Handler rejects requests that [HandshakeLimit.Check] refuses, with
-// [Reject].
+// [Reject], and reports them to the request's observer as an
+// [EventLimited] ([LimitHandshakeRate]).
 func (l *HandshakeLimit) Handler(h http.Handler) http.Handler {
-	return rejectingHandler(l.Check, l.cfg.logger, h)
+	return admitHandler(l.admit, h)
+}
+
+// admit is the Handler's decision, which a Server makes in line: false
+// when the request was refused. With a shared store the request also
+// takes a token there, after the local one.
+func (l *HandshakeLimit) admit(w http.ResponseWriter, r *http.Request) bool {
+	err := l.Check(r)
+	if err == nil && l.store != nil {
+		err = l.checkShared(r)
+	}
+	if err != nil {
+		refuse(w, r, LimitHandshakeRate, err)
+		return false
+	}
+	return true
 }
 
 // bucket returns the bucket of key, moved to the front, making room for it

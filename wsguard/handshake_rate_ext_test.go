@@ -109,7 +109,7 @@ func TestHandshakeLimitHandler(t *testing.T) {
 			t.Parallel()
 			log, logger := newGuardLog()
 			clock := newGuardClock()
-			h := wsguard.NewHandshakeLimit(tt.perSecond, 2, wsguard.WithGuardClock(clock.Now), wsguard.WithGuardLogger(logger)).Handler(guardOK)
+			h := wsguard.Instrument(logger, nil)(wsguard.NewHandshakeLimit(tt.perSecond, 2, wsguard.WithGuardClock(clock.Now)).Handler(guardOK))
 			var last *httptest.ResponseRecorder
 			for i, want := range tt.wantStatus {
 				last = httptest.NewRecorder()

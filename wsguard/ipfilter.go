@@ -52,7 +52,17 @@ func (f *IPFilter) Check(r *http.Request) error {
 
 // Handler rejects requests that [IPFilter.Check] refuses, with [Reject].
 func (f *IPFilter) Handler(h http.Handler) http.Handler {
-	return rejectingHandler(f.Check, f.cfg.logger, h)
+	return admitHandler(f.admit, h)
+}
+
+// admit is the Handler's decision, which a Server makes in line: false
+// when the request was refused.
+func (f *IPFilter) admit(w http.ResponseWriter, r *http.Request) bool {
+	if err := f.Check(r); err != nil {
+		refuse(w, r, "", err)
+		return false
+	}
+	return true
 }
 
 func parsePrefixes(ss []string) ([]netip.Prefix, error) {

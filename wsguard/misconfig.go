@@ -1,16 +1,41 @@
 package wsguard
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
 )
 
+// misconfiguration is what a constructor panics with on a configuration
+// mistake: the option or call as it was made, then what is wrong with it.
+type misconfiguration string
+
+func (m misconfiguration) Error() string { return string(m) }
+
 // misconfigured panics with the message the package documentation
-// promises for a configuration mistake: the option or constructor as it
-// was called, then what is wrong with it.
+// promises for a configuration mistake.
 func misconfigured(call, why string) {
-	panic("wsguard: " + call + ": " + why)
+	panic(misconfiguration("wsguard: " + call + ": " + why))
+}
+
+// CheckOptions applies opts as [New] does and returns the first mistake
+// among them as an error, with the message New would panic with, instead
+// of panicking: for options built from a user's input (flags, a
+// configuration file), which a program reports rather than crashes on.
+// Options that pass are accepted by New.
+func CheckOptions(opts ...Option) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m, ok := p.(misconfiguration)
+			if !ok {
+				panic(p)
+			}
+			err = m
+		}
+	}()
+	New(HandlerFunc(func(context.Context, *Conn, *Message) error { return nil }), opts...)
+	return nil
 }
 
 // mustPositiveRate checks a rate and burst given to call.

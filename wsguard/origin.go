@@ -127,5 +127,15 @@ func (c *OriginCheck) Check(r *http.Request) error {
 
 // Handler rejects requests that [OriginCheck.Check] refuses, with [Reject].
 func (c *OriginCheck) Handler(h http.Handler) http.Handler {
-	return rejectingHandler(c.Check, c.cfg.logger, h)
+	return admitHandler(c.admit, h)
+}
+
+// admit is the Handler's decision, which a Server makes in line: false
+// when the request was refused.
+func (c *OriginCheck) admit(w http.ResponseWriter, r *http.Request) bool {
+	if err := c.Check(r); err != nil {
+		refuse(w, r, "", err)
+		return false
+	}
+	return true
 }

@@ -71,24 +71,22 @@ func sharedKey(r *http.Request) string {
 	return clientKey(ClientIP(r)).String()
 }
 
-// checkSharedRate takes a handshake token from the shared store, if any.
-func (s *Server) checkSharedRate(r *http.Request) error {
-	cfg := &s.cfg
-	wait, err := cfg.handshakeStore.AllowHandshake(r.Context(), sharedKey(r), s.handshakes.limitPerSecond(), s.handshakes.burst)
+// checkShared takes a handshake token from the shared store.
+func (l *HandshakeLimit) checkShared(r *http.Request) error {
+	wait, err := l.store.AllowHandshake(r.Context(), sharedKey(r), l.limitPerSecond(), l.burst)
 	switch {
 	case err != nil:
 		return errlog.NewError(errlog.Unavailable, fmt.Errorf("shared handshake rate: %w", err))
 	case wait > 0:
 		return retryError(errlog.ResourceExhausted, min(wait, maxRetryAfter),
-			fmt.Errorf("client %s over the shared %g handshakes/s (burst %d)", sharedKey(r), s.handshakes.limitPerSecond(), s.handshakes.burst))
+			fmt.Errorf("client %s over the shared %g handshakes/s (burst %d)", sharedKey(r), l.limitPerSecond(), l.burst))
 	}
 	return nil
 }
 
 // acquireShared takes a slot from the shared connection store.
-func (s *Server) acquireShared(r *http.Request) (func(), error) {
-	l := s.connLimit
-	release, err := s.cfg.connStore.AcquireConn(r.Context(), sharedKey(r), l.maxTotal, l.maxClient)
+func (l *ConnLimit) acquireShared(r *http.Request) (func(), error) {
+	release, err := l.store.AcquireConn(r.Context(), sharedKey(r), l.maxTotal, l.maxClient)
 	switch {
 	case err == nil:
 		return release, nil

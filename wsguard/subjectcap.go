@@ -87,10 +87,7 @@ func (l *SubjectConnLimit) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		release, err := l.Acquire(r)
 		if err != nil {
-			if o, _ := r.Context().Value(observerKey{}).(Observer); o != nil && RetryAfter(err) > 0 {
-				o.Observe(r.Context(), Event{Kind: EventLimited, Code: errlog.ResourceExhausted, Reason: LimitSubjectConns, Err: err, Request: r})
-			}
-			Reject(w, r, l.cfg.logger, err)
+			refuse(w, r, LimitSubjectConns, err)
 			return
 		}
 		defer release()
