@@ -2,7 +2,6 @@ package validate
 
 import (
 	"fmt"
-	"log/slog"
 	"reflect"
 	"strings"
 
@@ -23,7 +22,6 @@ const DefaultMaxDepth = 32
 type Validator struct {
 	v        *validator.Validate
 	maxDepth int
-	log      *slog.Logger
 }
 
 // Option configures a [Validator].
@@ -31,7 +29,6 @@ type Option func(*options)
 
 type options struct {
 	maxDepth int
-	log      *slog.Logger
 	rules    []rule
 }
 
@@ -68,13 +65,6 @@ func WithRule(tag string, fn validator.Func) Option {
 	}
 }
 
-// WithLogger sets the logger for the rejections this package answers
-// itself ([Query]); nil means slog.Default(). Rejected messages are logged
-// by the wsguard server, once.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.log = l }
-}
-
 // New returns a Validator. It panics on an invalid option, as the package
 // documentation describes: a misconfigured validator must not start
 // serving.
@@ -93,7 +83,7 @@ func New(opts ...Option) *Validator {
 			misconfigured(fmt.Sprintf("WithRule(%q, ...)", r.tag), err.Error())
 		}
 	}
-	return &Validator{v: v, maxDepth: o.maxDepth, log: errlog.OrDefault(o.log)}
+	return &Validator{v: v, maxDepth: o.maxDepth}
 }
 
 // register registers r with v. The validator refuses some tags with an
