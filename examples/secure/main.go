@@ -171,7 +171,6 @@ func newServerSessions(c config) (http.Handler, *wsguard.Server, *auth.Sessions,
 	sopts := []auth.Option{
 		auth.WithFirstMessage(c.authTimeout),
 		auth.OnAuthenticated(greet),
-		auth.WithLogger(c.logger),
 	}
 	var shared []wsguard.Option
 	if c.store != nil {
@@ -245,7 +244,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		rc := redis.NewClient(opts)
 		defer rc.Close()
-		c.store = redisstore.New(rc, redisstore.WithLogger(c.logger), redisstore.WithObserver(c.observer))
+		c.store = redisstore.New(rc)
 	}
 	h, ws, sessions, err := newServerSessions(c)
 	if err != nil {

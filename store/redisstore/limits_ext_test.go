@@ -26,7 +26,7 @@ func servers(t *testing.T, srv *redistest.Server, n int, opts func(st *redisstor
 		c := srv.Client()
 		t.Cleanup(func() { c.Close() })
 		rec := &recorder{}
-		st := redisstore.New(c, redisstore.WithLogger(quiet), redisstore.WithObserver(rec))
+		st := redisstore.New(c)
 		ws := wsguard.New(echo, append(opts(st), wsguard.WithLogger(quiet), wsguard.WithObserver(rec))...)
 		ts := httptest.NewServer(ws)
 		t.Cleanup(func() {
@@ -101,8 +101,8 @@ func TestConnLeases(t *testing.T) {
 	crashed := srv.Client()
 	live := srv.Client()
 	defer live.Close()
-	a := redisstore.New(crashed, redisstore.WithLogger(quiet)).Conns(redisstore.WithLeaseTTL(ttl))
-	b := redisstore.New(live, redisstore.WithLogger(quiet)).Conns(redisstore.WithLeaseTTL(ttl))
+	a := redisstore.New(crashed).Conns(redisstore.WithLeaseTTL(ttl))
+	b := redisstore.New(live).Conns(redisstore.WithLeaseTTL(ttl))
 
 	relA, err := a.AcquireConn(ctx, "10.0.0.1", 2, 1)
 	if err != nil {
@@ -223,7 +223,7 @@ func TestSharedSubjectCap(t *testing.T) {
 	urls, _ := servers(t, srv, 2, func(*redisstore.Store) []wsguard.Option {
 		c := srv.Client()
 		t.Cleanup(func() { c.Close() })
-		subs := redisstore.New(c, redisstore.WithPrefix("wsguard:subjects:"), redisstore.WithLogger(quiet)).Conns()
+		subs := redisstore.New(c, redisstore.WithPrefix("wsguard:subjects:")).Conns()
 		lim := wsguard.NewSubjectConnLimit(1, subs)
 		return []wsguard.Option{wsguard.WithHandshake(func(next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -55,7 +55,7 @@ type Handshakes struct {
 
 // Handshakes returns the store's shared handshake rate.
 func (s *Store) Handshakes(opts ...UseOption) *Handshakes {
-	return &Handshakes{s: s, cfg: newUseConfig(FailOpen, opts)}
+	return &Handshakes{s: s, cfg: newUseConfig("Handshakes", FailOpen, opts)}
 }
 
 // AllowHandshake implements wsguard.HandshakeStore.
