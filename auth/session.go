@@ -58,8 +58,12 @@ type Sessions struct {
 	bySub map[string]map[*session]struct{}
 }
 
-// NewSessions returns Sessions verifying tokens with v.
+// NewSessions returns Sessions verifying tokens with v. It panics on a
+// nil v, as the package documentation describes.
 func NewSessions(v *Verifier, opts ...Option) *Sessions {
+	if v == nil {
+		panic("auth: NewSessions(nil, ...): needs a Verifier")
+	}
 	cfg := config{authTimeout: DefaultAuthTimeout, revokeEvery: DefaultRevocationInterval}
 	for _, o := range opts {
 		o(&cfg)
