@@ -43,19 +43,18 @@ const (
 // without an IPv6 zone, so that one client has one key.
 type RealIP struct {
 	trusted []netip.Prefix
-	cfg     guardConfig
 }
 
 // NewRealIP returns a RealIP trusting the given proxies, each an IP address
 // ("10.0.0.7", "::1") or a CIDR prefix ("10.0.0.0/8"). With no trusted
 // proxies the client is always the TCP peer. An entry that does not parse,
 // or a prefix with host bits set ("10.0.0.1/8", a likely typo), is an error.
-func NewRealIP(trustedProxies []string, opts ...GuardOption) (*RealIP, error) {
+func NewRealIP(trustedProxies []string) (*RealIP, error) {
 	trusted, err := parsePrefixes(trustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("wsguard: trusted proxy: %w", err)
 	}
-	return &RealIP{trusted: trusted, cfg: newGuardConfig(opts)}, nil
+	return &RealIP{trusted: trusted}, nil
 }
 
 // IP returns the client IP of r under the trust model of [RealIP].

@@ -127,7 +127,7 @@ func TestEveryOptionIsCheckedAtConstruction(t *testing.T) {
 		{"NewHandshakeLimit(1, 0)", nil, func() { wsguard.NewHandshakeLimit(1, 0) }, "wsguard: NewHandshakeLimit(1, 0): the burst must be >= 1"},
 		{"NewSubjectConnLimit(1, nil) counts in memory", nil, func() { wsguard.NewSubjectConnLimit(1, nil) }, ""},
 		{"NewSubjectConnLimit(0, nil)", nil, func() { wsguard.NewSubjectConnLimit(0, nil) }, "wsguard: NewSubjectConnLimit(0, ...): must be >= 1"},
-		{"WithGuardClock(nil) is time.Now", nil, func() { wsguard.NewConnLimit(1, 1, wsguard.WithGuardClock(nil)) }, ""},
+		{"WithGuardClock(nil) is time.Now", nil, func() { wsguard.NewHandshakeLimit(1, 1, wsguard.WithGuardClock(nil)) }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,7 +35,6 @@ const connRetryAfter = time.Second
 type ConnLimit struct {
 	maxTotal  int
 	maxClient int
-	cfg       guardConfig
 	store     ConnStore // of a Server's WithConnStore; nil: none
 
 	mu       sync.Mutex
@@ -49,12 +48,11 @@ type ConnLimit struct {
 // the per-client cap a request is refused as errlog.ResourceExhausted
 // (HTTP 429), over the total as errlog.Unavailable (HTTP 503); both carry a
 // Retry-After of one second.
-func NewConnLimit(total, perIP int, opts ...GuardOption) *ConnLimit {
+func NewConnLimit(total, perIP int) *ConnLimit {
 	mustConnCaps(fmt.Sprintf("NewConnLimit(%d, %d)", total, perIP), total, perIP)
 	return &ConnLimit{
 		maxTotal:  total,
 		maxClient: perIP,
-		cfg:       newGuardConfig(opts),
 		byClient:  make(map[netip.Addr]int),
 	}
 }

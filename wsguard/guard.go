@@ -10,9 +10,8 @@ import (
 	"github.com/wsguard/kit/errlog"
 )
 
-// GuardOption configures one of the pre-upgrade guards ([RealIP],
-// [IPFilter], [HandshakeLimit], [ConnLimit], [OriginCheck],
-// [SubjectConnLimit]).
+// GuardOption configures a pre-upgrade guard that reads a clock
+// ([HandshakeLimit]); the other guards take no options.
 //
 // A guard has no logger or observer of its own: its Handler logs its one
 // line per refusal to [LoggerFrom] and reports to [ObserverFrom] of the

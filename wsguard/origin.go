@@ -33,7 +33,6 @@ import (
 // A refused request is errlog.PermissionDenied (HTTP 403).
 type OriginCheck struct {
 	patterns []string // lower-cased
-	cfg      guardConfig
 }
 
 // originProbes are hosts no deployment owns: a pattern matching one of them
@@ -55,8 +54,8 @@ var originProbes = []string{
 // deployment that really accepts every origin does not install the check,
 // which the server names InsecureSkipOriginCheck so that it is seen in
 // review.
-func NewOriginCheck(patterns []string, opts ...GuardOption) (*OriginCheck, error) {
-	c := &OriginCheck{cfg: newGuardConfig(opts)}
+func NewOriginCheck(patterns []string) (*OriginCheck, error) {
+	c := &OriginCheck{}
 	for _, p := range patterns {
 		lp := strings.ToLower(p)
 		if lp == "" {

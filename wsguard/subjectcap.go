@@ -22,7 +22,6 @@ import (
 type SubjectConnLimit struct {
 	max   int
 	store ConnStore
-	cfg   guardConfig
 
 	mu    sync.Mutex
 	bySub map[string]int
@@ -35,11 +34,11 @@ type SubjectConnLimit struct {
 // is refused as errlog.ResourceExhausted (HTTP 429) with a Retry-After of
 // one second. perSubject must be >= 1: NewSubjectConnLimit panics on a
 // zero or negative cap.
-func NewSubjectConnLimit(perSubject int, st ConnStore, opts ...GuardOption) *SubjectConnLimit {
+func NewSubjectConnLimit(perSubject int, st ConnStore) *SubjectConnLimit {
 	if perSubject < 1 {
 		misconfigured(fmt.Sprintf("NewSubjectConnLimit(%d, ...)", perSubject), "must be >= 1")
 	}
-	return &SubjectConnLimit{max: perSubject, store: st, cfg: newGuardConfig(opts), bySub: make(map[string]int)}
+	return &SubjectConnLimit{max: perSubject, store: st, bySub: make(map[string]int)}
 }
 
 // Acquire takes a slot for the subject of r, if any; release frees it and
