@@ -254,3 +254,28 @@ func TestSharedSubjectCap(t *testing.T) {
 		t.Errorf("bob on 1: %d", st)
 	}
 }
+
+// TestLeaseReleaseFailureGoesToTheServer: a lease released after its
+// request, with Redis gone, is reported to the observer of the server
+// that took it, which is the only observer there is.
+func TestLeaseReleaseFailureGoesToTheServer(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	urls, recs := servers(t, srv, 1, func(st *redisstore.Store) []wsguard.Option {
+		return []wsguard.Option{wsguard.WithConnStore(st.Conns())}
+	})
+	c, st := dialStatus(t, urls[0])
+	if st != http.StatusSwitchingProtocols {
+		t.Fatalf("dial: %d", st)
+	}
+	if n := recs[0].count(wsguard.EventStoreError, redisstore.UseConnCap); n != 0 {
+		t.Fatalf("%d store errors with Redis up", n)
+	}
+	srv.Stop()
+	c.CloseNow()
+	for deadline := time.Now().Add(5 * time.Second); recs[0].count(wsguard.EventStoreError, redisstore.UseConnCap) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed release was not reported to the server's observer")
+		}
+	}
+}
