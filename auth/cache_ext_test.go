@@ -95,8 +95,8 @@ func TestVerifiedCacheTimeClaims(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			clk := newClock(nbf)
-			cached := hsVerifier(t, auth.WithClock(clk.now))
-			fresh := hsVerifier(t, auth.WithClock(clk.now), auth.WithVerifiedCache(0))
+			cached := hsVerifier(t, auth.WithVerifierClock(clk.now))
+			fresh := hsVerifier(t, auth.WithVerifierClock(clk.now), auth.WithVerifiedCache(0))
 			if _, err := cached.Verify(ctx, tok); err != nil {
 				t.Fatalf("at nbf: %v", err)
 			}
@@ -123,7 +123,7 @@ func TestVerifiedCacheExpiredTokenRefused(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	clk := newClock(now)
-	v := hsVerifier(t, auth.WithClock(clk.now), auth.WithLeeway(time.Second))
+	v := hsVerifier(t, auth.WithVerifierClock(clk.now), auth.WithLeeway(time.Second))
 	tok := mint(t, auth.Claims{Subject: "alice", Expiry: now.Add(time.Minute)})
 	p1 := must(v.Verify(ctx, tok))
 	if p2 := must(v.Verify(ctx, tok)); p2 != p1 {

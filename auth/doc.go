@@ -26,4 +26,18 @@
 // this package carries one.
 //
 // [Sign] mints real tokens for tests, examples and development tools.
+//
+// # Configuration mistakes
+//
+// As everywhere in this module, a configuration mistake fails at start-up
+// and the constructor's signature decides how. [NewVerifier],
+// [NewKeySetVerifier] and [NewJWKSVerifier] return an error, since their
+// keys and key sets are data read at run time, and report an invalid
+// option through it too (a JWKS option given to a verifier of a local
+// key, by name). [NewSessions] and [Middleware] return none and panic on
+// a nil Verifier, naming the call. Each option says what zero means.
+//
+// Refused handshakes are logged to the request's logger
+// (wsguard.LoggerFrom), the wsguard.Server's when the middleware is
+// installed on one, unless [WithLogger] names another.
 package auth

@@ -93,7 +93,7 @@ func FuzzParseRefresh(f *testing.F) {
 // classified, and nothing but a token signed with the key passes.
 func FuzzVerify(f *testing.F) {
 	now := time.Unix(1_700_000_000, 0)
-	v, err := NewVerifier(jwa.HS256(), fuzzSecret, WithClock(func() time.Time { return now }))
+	v, err := NewVerifier(jwa.HS256(), fuzzSecret, WithVerifierClock(func() time.Time { return now }))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func FuzzVerify(f *testing.F) {
 // accepted token means the same subject, expiry and audience to both.
 func FuzzSignedClaims(f *testing.F) {
 	now := time.Unix(1_700_000_000, 0)
-	v, err := NewVerifier(jwa.HS256(), fuzzSecret, WithClock(func() time.Time { return now }),
+	v, err := NewVerifier(jwa.HS256(), fuzzSecret, WithVerifierClock(func() time.Time { return now }),
 		WithAudience("chat"), WithMaxLifetime(2*time.Hour))
 	if err != nil {
 		f.Fatal(err)

@@ -67,7 +67,7 @@ func TestJWKSRotation(t *testing.T) {
 	var skew atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	v, err := auth.NewJWKSVerifier(context.Background(), srv.URL,
-		auth.WithJWKSClient(srv.Client()), auth.WithJWKSRefresh(time.Hour, time.Minute), auth.WithClock(clock))
+		auth.WithJWKSClient(srv.Client()), auth.WithJWKSRefresh(time.Hour, time.Minute), auth.WithVerifierClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}

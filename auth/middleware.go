@@ -88,9 +88,10 @@ func OnAuthenticated(f func(ctx context.Context, c *wsguard.Conn, p *Principal) 
 	return func(c *config) { c.onAuth = f }
 }
 
-// WithLogger sets the logger refused handshakes are logged to; nil means
-// slog.Default(). With [Sessions] pass the server's logger, so that one
-// log holds every line.
+// WithLogger sets the logger refused handshakes are logged to. Without it
+// (or with nil) they go to the request's logger, wsguard.LoggerFrom: the
+// server's, when the middleware is installed on a wsguard.Server, so that
+// one log holds every line.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }

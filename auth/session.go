@@ -58,13 +58,17 @@ type Sessions struct {
 	bySub map[string]map[*session]struct{}
 }
 
-// NewSessions returns Sessions verifying tokens with v.
+// NewSessions returns Sessions verifying tokens with v. It panics on a
+// nil v, as the package documentation describes.
 func NewSessions(v *Verifier, opts ...Option) *Sessions {
+	if v == nil {
+		panic("auth: NewSessions(nil, ...): needs a Verifier")
+	}
 	cfg := config{authTimeout: DefaultAuthTimeout, revokeEvery: DefaultRevocationInterval}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &Sessions{v: v, cfg: cfg, log: errlog.OrDefault(cfg.logger), bySub: make(map[string]map[*session]struct{})}
+	return &Sessions{v: v, cfg: cfg, log: cfg.logger, bySub: make(map[string]map[*session]struct{})}
 }
 
 // Options returns the server options of s: the handshake middleware (run

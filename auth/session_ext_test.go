@@ -203,7 +203,7 @@ func TestSessionExpiry(t *testing.T) {
 func TestSessionNoDispatchAfterExpiry(t *testing.T) {
 	t.Parallel()
 	var skew atomic.Int64
-	v := hsVerifier(t, auth.WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }))
+	v := hsVerifier(t, auth.WithVerifierClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }))
 	var served atomic.Int32
 	logs := &wstest.Logs{}
 	sessions := auth.NewSessions(v, auth.WithLogger(logTo(logs)))

@@ -137,11 +137,11 @@ func WithMaxTokenSize(n int) VerifierOption {
 	}
 }
 
-// WithClock sets the clock tokens are checked against; nil means
+// WithVerifierClock sets the clock tokens are checked against; nil means
 // time.Now. It is for tests of verification alone: sessions schedule
 // their expiry on real timers, so a test of a session uses
 // testing/synctest instead.
-func WithClock(now func() time.Time) VerifierOption {
+func WithVerifierClock(now func() time.Time) VerifierOption {
 	return func(c *verifierConfig) { c.now = now }
 }
 

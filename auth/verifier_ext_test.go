@@ -271,7 +271,7 @@ func TestVerifyStrictProfile(t *testing.T) {
 			t.Parallel()
 			v := tt.v
 			if v == nil {
-				v = hsVerifier(t, append([]auth.VerifierOption{auth.WithClock(func() time.Time { return now })}, tt.opts...)...)
+				v = hsVerifier(t, append([]auth.VerifierOption{auth.WithVerifierClock(func() time.Time { return now })}, tt.opts...)...)
 			}
 			tok := tt.tok(t)
 			p, err := v.Verify(context.Background(), tok)

@@ -21,11 +21,16 @@ const (
 // Router's message type when the message reached one, the size, the
 // digest, and the error code when the handler failed. It never logs the
 // content. Put it first in the chain so that the line describes the
-// message as received. A nil logger means slog.Default().
+// message as received. A nil logger means the connection's
+// (wsguard.LoggerFrom: the server's); pass one to keep the audit lines
+// apart.
 func Audit(l *slog.Logger) wsguard.Middleware {
-	l = errlog.OrDefault(l)
 	return func(next wsguard.Handler) wsguard.Handler {
 		return wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) (err error) {
+			l := l
+			if l == nil {
+				l = wsguard.LoggerFrom(ctx)
+			}
 			if !l.Enabled(ctx, slog.LevelInfo) {
 				return next.ServeMessage(ctx, c, m)
 			}

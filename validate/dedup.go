@@ -22,9 +22,15 @@ type dedupConfig struct {
 }
 
 // WithDedupLimit sets how many recent messages are remembered per
-// connection; the one sighted longest ago is forgotten first.
+// connection; the one sighted longest ago is forgotten first. n must be
+// >= 1; zero, which would remember nothing, is refused.
 func WithDedupLimit(n int) DedupOption {
-	return func(c *dedupConfig) { c.limit = n }
+	return func(c *dedupConfig) {
+		if n < 1 {
+			misconfigured(fmt.Sprintf("WithDedupLimit(%d)", n), "must be >= 1")
+		}
+		c.limit = n
+	}
 }
 
 // WithDedupClock sets the clock; nil means time.Now.
@@ -54,15 +60,15 @@ type dedupState struct {
 // answer.
 //
 // Memory is bounded: at most [DefaultDedupLimit] entries of 16 bytes per
-// connection (see [WithDedupLimit]), dropped when the connection ends. Dedup panics on a
-// non-positive window or limit.
+// connection (see [WithDedupLimit]), dropped when the connection ends.
+// Dedup panics on a window that is not > 0 and on an invalid option.
 func Dedup(window time.Duration, opts ...DedupOption) wsguard.Middleware {
+	if window <= 0 {
+		misconfigured(fmt.Sprintf("Dedup(%v, ...)", window), "the window must be > 0")
+	}
 	cfg := dedupConfig{limit: DefaultDedupLimit}
 	for _, o := range opts {
 		o(&cfg)
-	}
-	if window <= 0 || cfg.limit <= 0 {
-		panic(fmt.Sprintf("validate: Dedup window %v and limit %d must be positive", window, cfg.limit))
 	}
 	if cfg.now == nil {
 		cfg.now = time.Now

@@ -21,6 +21,17 @@
 //   - strings must be valid UTF-8;
 //   - the size is capped by the server's read limit before any of this.
 //
+// # Configuration mistakes
+//
+// As everywhere in this module, a configuration mistake fails at start-up
+// and the constructor's signature decides how: [New], [JSON], [NewRouter],
+// [Handle], [Query], [Signed] and [Dedup] return no error, so they panic on
+// an invalid argument or option, with a message naming the call and its
+// value ("validate: WithMaxDepth(0): must be >= 1"); [Sign], whose key and
+// key id are data, returns an error. Each option says what zero or nil
+// means: the default (the clocks, the logger of [Audit]) or refused (every
+// size, limit and window).
+//
 // # Error replies
 //
 // A message that fails is not a reason to disconnect: the error is

@@ -112,11 +112,15 @@ func ExampleQuery() {
 	type Params struct {
 		Room string `json:"room" validate:"required,alphanum"`
 	}
-	guard := validate.Query[Params](validate.New(validate.WithLogger(slog.New(slog.DiscardHandler))))
-	h := guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	guard := validate.Query[Params](validate.New())
+	// Installed on a wsguard.Server (wsguard.WithHandshake), the guard logs
+	// to the server's logger; in front of another handler, Instrument
+	// gives it one.
+	quiet := wsguard.Instrument(slog.New(slog.DiscardHandler), nil)
+	h := quiet(guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := validate.QueryFrom[Params](r.Context())
 		fmt.Fprintln(w, "room", p.Room)
-	}))
+	})))
 
 	for _, target := range []string{"/ws?room=lobby", "/ws?room=no+spaces", "/ws?room=lobby&token=x"} {
 		w := httptest.NewRecorder()

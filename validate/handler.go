@@ -21,9 +21,12 @@ type TypedFunc[T any] func(ctx context.Context, c *wsguard.Conn, msg T) error
 // struct), validates it with v and passes it to h. A message that does not
 // decode or validate never reaches h: it is answered with an error reply
 // and counted by the server's strike counter. JSON panics when T is not a
-// struct type.
+// struct type and on a nil v or h.
 func JSON[T any](v *Validator, h TypedFunc[T]) wsguard.Handler {
 	root := structType[T]("JSON")
+	if v == nil || h == nil {
+		misconfigured(fmt.Sprintf("JSON[%v](%s, %s)", root, nilOr(v == nil, "v"), nilOr(h == nil, "h")), "needs a Validator and a handler")
+	}
 	return wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
 		if err := v.precheck(m.Data); err != nil {
 			return err
@@ -66,8 +69,12 @@ type route struct {
 	serve wsguard.HandlerFunc
 }
 
-// NewRouter returns an empty router validating with v.
+// NewRouter returns an empty router validating with v. It panics on a nil
+// v.
 func NewRouter(v *Validator) *Router {
+	if v == nil {
+		misconfigured("NewRouter(nil)", "needs a Validator")
+	}
 	return &Router{v: v, routes: make(map[string]route)}
 }
 
@@ -80,15 +87,19 @@ type envelope[T any] struct {
 
 // Handle registers h for messages of the given type. T is the message's
 // struct; it may declare the "type" member itself (a string) or leave it
-// out. Handle panics on an empty or already registered type, or a T that
-// is not a struct or declares "type" as something else than a string.
+// out. Handle panics on an empty or already registered type, a nil h, or a
+// T that is not a struct or declares "type" as something else than a
+// string.
 func Handle[T any](r *Router, typ string, h TypedFunc[T]) {
 	root := structType[T]("Handle")
 	if typ == "" {
-		panic("validate: Handle with an empty message type")
+		misconfigured(`Handle(r, "", h)`, "needs a message type")
 	}
 	if _, dup := r.routes[typ]; dup {
-		panic(fmt.Sprintf("validate: message type %q registered twice", typ))
+		misconfigured(fmt.Sprintf("Handle(r, %q, h)", typ), "the type is already registered")
+	}
+	if h == nil {
+		misconfigured(fmt.Sprintf("Handle(r, %q, nil)", typ), "needs a handler")
 	}
 	v := r.v
 	if declaresType[T]() {

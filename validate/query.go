@@ -30,12 +30,17 @@ import (
 //
 //	{"type":"error","code":"invalid_argument","fields":[{"field":"room","rule":"required"}]}
 //
-// and one log line, without the query (it may carry credentials). The
+// and one log line, without the query (it may carry credentials), to the
+// request's logger (wsguard.LoggerFrom: the server's, for a guard
+// installed with wsguard.WithHandshake). The
 // handler behind the guard, and the connection's handlers after the
-// upgrade, read the value with [QueryFrom]. Query panics when T is not a
-// struct or has a field of another type.
+// upgrade, read the value with [QueryFrom]. Query panics on a nil v and
+// when T is not a struct or has a field of another type.
 func Query[T any](v *Validator) func(http.Handler) http.Handler {
 	q := newQueryDecoder(structType[T]("Query"))
+	if v == nil {
+		misconfigured(fmt.Sprintf("Query[%v](nil)", q.root), "needs a Validator")
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var t T
@@ -44,7 +49,7 @@ func Query[T any](v *Validator) func(http.Handler) http.Handler {
 				err = v.check(&t, q.root)
 			}
 			if err != nil {
-				wsguard.Reject(w, r, v.log, err)
+				wsguard.Reject(w, r, nil, err)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), queryKey[T]{}, t)))

@@ -33,15 +33,15 @@ type queryParams struct {
 func TestQuery(t *testing.T) {
 	t.Parallel()
 	logs := new(wstest.Logs)
-	guard := validate.Query[queryParams](newValidator(validate.WithLogger(errlog.NewLogger(logs, slog.LevelDebug))))
-	hs := httptest.NewServer(guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	guard := validate.Query[queryParams](newValidator())
+	hs := httptest.NewServer(wsguard.Instrument(errlog.NewLogger(logs, slog.LevelDebug), nil)(guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := validate.QueryFrom[queryParams](r.Context())
 		if !ok {
 			http.Error(w, "no params", http.StatusInternalServerError)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(p)
-	})))
+	}))))
 	t.Cleanup(hs.Close)
 
 	tests := []struct {
@@ -126,7 +126,7 @@ func TestQuery(t *testing.T) {
 func TestQueryOnConnection(t *testing.T) {
 	t.Parallel()
 	logs := new(wstest.Logs)
-	v := newValidator(validate.WithLogger(errlog.NewLogger(logs, slog.LevelDebug)))
+	v := newValidator()
 	h := wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
 		p, _ := validate.QueryFrom[queryParams](ctx)
 		return c.SendText(ctx, "room "+p.Room)
@@ -146,6 +146,10 @@ func TestQueryOnConnection(t *testing.T) {
 	}
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
+	}
+	// Installed on the server, the guard logs to the server's logger.
+	if lines := logs.Find(t, "handshake rejected"); len(lines) != 1 || lines[0]["status"] != float64(http.StatusBadRequest) {
+		t.Errorf("server log: %v", lines)
 	}
 }
 

@@ -45,9 +45,15 @@ type signedConfig struct {
 	now  func() time.Time
 }
 
-// WithSkew sets how far a timestamp may be from the server's clock.
+// WithSkew sets how far a timestamp may be from the server's clock, either
+// way. It must be > 0; zero, which would refuse every message, is refused.
 func WithSkew(d time.Duration) SignedOption {
-	return func(c *signedConfig) { c.skew = d }
+	return func(c *signedConfig) {
+		if d <= 0 {
+			misconfigured(fmt.Sprintf("WithSkew(%v)", d), "must be > 0")
+		}
+		c.skew = d
+	}
 }
 
 // WithSignedClock sets the clock timestamps are compared with; nil means
@@ -93,13 +99,15 @@ type signedState struct {
 // before handing on the body, so that logs and [Dedup] name what was
 // received. Put [Dedup], if used, before Signed: an identical retry is
 // then absorbed rather than refused as a replay.
+//
+// Signed panics on a nil keys and on an invalid option.
 func Signed(keys KeyFunc, opts ...SignedOption) wsguard.Middleware {
+	if keys == nil {
+		misconfigured("Signed(nil, ...)", "needs a KeyFunc")
+	}
 	cfg := signedConfig{skew: DefaultSkew}
 	for _, o := range opts {
 		o(&cfg)
-	}
-	if keys == nil || cfg.skew <= 0 {
-		panic(fmt.Sprintf("validate: Signed needs a KeyFunc and a positive skew (got %v)", cfg.skew))
 	}
 	if cfg.now == nil {
 		cfg.now = time.Now

@@ -2,7 +2,6 @@ package validate
 
 import (
 	"fmt"
-	"log/slog"
 	"reflect"
 	"strings"
 
@@ -23,7 +22,6 @@ const DefaultMaxDepth = 32
 type Validator struct {
 	v        *validator.Validate
 	maxDepth int
-	log      *slog.Logger
 }
 
 // Option configures a [Validator].
@@ -31,7 +29,6 @@ type Option func(*options)
 
 type options struct {
 	maxDepth int
-	log      *slog.Logger
 	rules    []rule
 }
 
@@ -41,35 +38,40 @@ type rule struct {
 }
 
 // WithMaxDepth sets the deepest nesting of objects and arrays accepted
-// ([DefaultMaxDepth] by default). The top-level object is depth 1.
+// ([DefaultMaxDepth] by default). The top-level object is depth 1, so n
+// must be >= 1; zero is refused.
 func WithMaxDepth(n int) Option {
-	return func(o *options) { o.maxDepth = n }
+	return func(o *options) {
+		if n < 1 {
+			misconfigured(fmt.Sprintf("WithMaxDepth(%d)", n), "must be >= 1")
+		}
+		o.maxDepth = n
+	}
 }
 
 // WithRule registers a custom rule, used in `validate` tags like the
 // built-in ones. Rules are registered here, before anything is validated,
-// because the underlying validator may not be changed while in use.
+// because the underlying validator may not be changed while in use. An
+// empty or reserved tag and a nil function are refused.
 func WithRule(tag string, fn validator.Func) Option {
-	return func(o *options) { o.rules = append(o.rules, rule{tag, fn}) }
+	return func(o *options) {
+		if tag == "" {
+			misconfigured(`WithRule("", ...)`, "needs a tag")
+		}
+		if fn == nil {
+			misconfigured(fmt.Sprintf("WithRule(%q, nil)", tag), "needs a function")
+		}
+		o.rules = append(o.rules, rule{tag, fn})
+	}
 }
 
-// WithLogger sets the logger for the rejections this package answers
-// itself ([Query]); nil means slog.Default(). Rejected messages are logged
-// by the wsguard server, once.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.log = l }
-}
-
-// New returns a Validator. It panics when a rule cannot be registered (an
-// empty or reserved tag, a nil function) or the depth is not positive, as a
-// misconfigured validator must not start serving.
+// New returns a Validator. It panics on an invalid option, as the package
+// documentation describes: a misconfigured validator must not start
+// serving.
 func New(opts ...Option) *Validator {
 	o := options{maxDepth: DefaultMaxDepth}
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.maxDepth < 1 {
-		panic(fmt.Sprintf("validate: max depth %d is not positive", o.maxDepth))
 	}
 	// WithRequiredStructEnabled makes `required` on a struct field mean
 	// something; WithTagNameFuncBlankOmit keeps the fields of an embedded
@@ -77,14 +79,23 @@ func New(opts ...Option) *Validator {
 	v := validator.New(validator.WithRequiredStructEnabled(), validator.WithTagNameFuncBlankOmit())
 	v.RegisterTagNameFunc(jsonName)
 	for _, r := range o.rules {
-		if r.fn == nil {
-			panic(fmt.Sprintf("validate: rule %q has no function", r.tag))
-		}
-		if err := v.RegisterValidation(r.tag, r.fn); err != nil {
-			panic("validate: " + err.Error())
+		if err := register(v, r); err != nil {
+			misconfigured(fmt.Sprintf("WithRule(%q, ...)", r.tag), err.Error())
 		}
 	}
-	return &Validator{v: v, maxDepth: o.maxDepth, log: errlog.OrDefault(o.log)}
+	return &Validator{v: v, maxDepth: o.maxDepth}
+}
+
+// register registers r with v. The validator refuses some tags with an
+// error and panics on others (a restricted one); both come back as the
+// error.
+func register(v *validator.Validate, r rule) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	return v.RegisterValidation(r.tag, r.fn)
 }
 
 // jsonName is the name the client uses for a field: its JSON name as the

@@ -43,19 +43,18 @@ const (
 // without an IPv6 zone, so that one client has one key.
 type RealIP struct {
 	trusted []netip.Prefix
-	cfg     guardConfig
 }
 
 // NewRealIP returns a RealIP trusting the given proxies, each an IP address
 // ("10.0.0.7", "::1") or a CIDR prefix ("10.0.0.0/8"). With no trusted
 // proxies the client is always the TCP peer. An entry that does not parse,
 // or a prefix with host bits set ("10.0.0.1/8", a likely typo), is an error.
-func NewRealIP(trustedProxies []string, opts ...GuardOption) (*RealIP, error) {
+func NewRealIP(trustedProxies []string) (*RealIP, error) {
 	trusted, err := parsePrefixes(trustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("wsguard: trusted proxy: %w", err)
 	}
-	return &RealIP{trusted: trusted, cfg: newGuardConfig(opts)}, nil
+	return &RealIP{trusted: trusted}, nil
 }
 
 // IP returns the client IP of r under the trust model of [RealIP].
@@ -115,13 +114,21 @@ func (p *RealIP) Check(r *http.Request) error {
 // [Reject].
 func (p *RealIP) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, err := p.IP(r)
-		if err != nil {
-			Reject(w, r, p.cfg.logger, err)
-			return
+		if r, ok := p.admit(w, r); ok {
+			h.ServeHTTP(w, r)
 		}
-		h.ServeHTTP(w, r.WithContext(WithClientIP(r.Context(), ip)))
 	})
+}
+
+// admit is the Handler's decision, which a Server makes in line: r with
+// the client IP in its context, or false when the request was refused.
+func (p *RealIP) admit(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	ip, err := p.IP(r)
+	if err != nil {
+		refuse(w, r, "", err)
+		return r, false
+	}
+	return r.WithContext(WithClientIP(r.Context(), ip)), true
 }
 
 func (p *RealIP) trusts(a netip.Addr) bool {

@@ -138,15 +138,15 @@ func TestRealIPHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			log, l := newGuardLog()
-			p, err := wsguard.NewRealIP([]string{"10.0.0.0/8"}, wsguard.WithGuardLogger(l))
+			p, err := wsguard.NewRealIP([]string{"10.0.0.0/8"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var seen netip.Addr
-			h := p.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := wsguard.Instrument(l, nil)(p.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				seen = wsguard.ClientIP(r)
 				w.WriteHeader(http.StatusNoContent)
-			}))
+			})))
 			r := guardRequest("10.0.0.1:80")
 			r.Header.Set("X-Forwarded-For", tt.xff)
 			w := httptest.NewRecorder()

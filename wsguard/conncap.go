@@ -35,7 +35,7 @@ const connRetryAfter = time.Second
 type ConnLimit struct {
 	maxTotal  int
 	maxClient int
-	cfg       guardConfig
+	store     ConnStore // of a Server's WithConnStore; nil: none
 
 	mu       sync.Mutex
 	open     int
@@ -43,22 +43,16 @@ type ConnLimit struct {
 }
 
 // NewConnLimit returns a cap of total open connections and perIP per
-// client. A non-positive argument takes its default, [DefaultMaxConns] or
-// [DefaultMaxConnsPerIP], so that zero configuration is the protected one.
-// Over the per-client cap a request is refused as errlog.ResourceExhausted
+// client ([DefaultMaxConns] and [DefaultMaxConnsPerIP] are the server's).
+// Both must be >= 1: NewConnLimit panics on a zero or negative cap. Over
+// the per-client cap a request is refused as errlog.ResourceExhausted
 // (HTTP 429), over the total as errlog.Unavailable (HTTP 503); both carry a
 // Retry-After of one second.
-func NewConnLimit(total, perIP int, opts ...GuardOption) *ConnLimit {
-	if total <= 0 {
-		total = DefaultMaxConns
-	}
-	if perIP <= 0 {
-		perIP = DefaultMaxConnsPerIP
-	}
+func NewConnLimit(total, perIP int) *ConnLimit {
+	mustConnCaps(fmt.Sprintf("NewConnLimit(%d, %d)", total, perIP), total, perIP)
 	return &ConnLimit{
 		maxTotal:  total,
 		maxClient: perIP,
-		cfg:       newGuardConfig(opts),
 		byClient:  make(map[netip.Addr]int),
 	}
 }
@@ -71,7 +65,7 @@ func (l *ConnLimit) Acquire(r *http.Request) (release func(), err error) {
 	key := clientKey(ClientIP(r))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.admit(key); err != nil {
+	if err := l.allows(key); err != nil {
 		return releaseNothing, err
 	}
 	l.open++
@@ -93,7 +87,7 @@ func (l *ConnLimit) Check(r *http.Request) error {
 	key := clientKey(ClientIP(r))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.admit(key)
+	return l.allows(key)
 }
 
 // Handler holds a slot while h runs and rejects requests over a cap with
@@ -102,16 +96,38 @@ func (l *ConnLimit) Check(r *http.Request) error {
 // slot lasts as long as the connection. A handler that hands the connection
 // to another goroutine and returns would free the slot early: such a server
 // calls [ConnLimit.Acquire] itself and releases when the connection ends.
+// A refusal is reported to the request's observer as an [EventLimited]
+// ([LimitConnCap]).
 func (l *ConnLimit) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := l.Acquire(r)
-		if err != nil {
-			Reject(w, r, l.cfg.logger, err)
+		release, ok := l.admit(w, r)
+		if !ok {
 			return
 		}
 		defer release()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// admit is the Handler's decision, which a Server makes in line: the
+// slot's release, or false when the request was refused. With a shared
+// store the request also takes a slot there, after the local one.
+func (l *ConnLimit) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	release, err := l.Acquire(r)
+	if err == nil && l.store != nil {
+		var shared func()
+		if shared, err = l.acquireShared(r); err != nil {
+			release()
+		} else {
+			local := release
+			release = func() { shared(); local() }
+		}
+	}
+	if err != nil {
+		refuse(w, r, LimitConnCap, err)
+		return releaseNothing, false
+	}
+	return release, true
 }
 
 // Open returns the number of connections holding a slot.
@@ -121,10 +137,10 @@ func (l *ConnLimit) Open() int {
 	return l.open
 }
 
-// admit checks the per-client cap first, so that the client over its own
+// allows checks the per-client cap first, so that the client over its own
 // cap is told it is the one to slow down even when the server is also full.
 // l.mu is held.
-func (l *ConnLimit) admit(key netip.Addr) error {
+func (l *ConnLimit) allows(key netip.Addr) error {
 	if n := l.byClient[key]; n >= l.maxClient {
 		return retryError(errlog.ResourceExhausted, connRetryAfter,
 			fmt.Errorf("client %s has %d connections, the cap per client", key, n))

@@ -88,7 +88,7 @@ func TestConnLimitAcquire(t *testing.T) {
 
 func TestConnLimitDefaults(t *testing.T) {
 	t.Parallel()
-	l := wsguard.NewConnLimit(0, -1)
+	l := wsguard.NewConnLimit(wsguard.DefaultMaxConns, wsguard.DefaultMaxConnsPerIP)
 	for i := range wsguard.DefaultMaxConnsPerIP {
 		if _, err := l.Acquire(guardRequest("198.51.100.1:1")); err != nil {
 			t.Fatalf("connection %d: %v", i+1, err)
@@ -159,16 +159,16 @@ func TestConnLimitConcurrent(t *testing.T) {
 func TestConnLimitHandler(t *testing.T) {
 	t.Parallel()
 	log, logger := newGuardLog()
-	l := wsguard.NewConnLimit(10, 1, wsguard.WithGuardLogger(logger))
+	l := wsguard.NewConnLimit(10, 1)
 	entered, leave := make(chan struct{}), make(chan struct{})
-	h := l.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := wsguard.Instrument(logger, nil)(l.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/panic" {
 			panic(http.ErrAbortHandler)
 		}
 		close(entered)
 		<-leave
 		w.WriteHeader(http.StatusNoContent)
-	}))
+	})))
 
 	done := make(chan *httptest.ResponseRecorder)
 	go func() {

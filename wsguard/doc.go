@@ -14,6 +14,43 @@
 // upgrade, [Middleware] is func(Handler) Handler over messages, composed with
 // [Chain].
 //
+// # Configuration mistakes
+//
+// A configuration mistake fails at start-up, never in a serving goroutine,
+// and the same way in every package of this module: the constructor's
+// signature decides. A constructor that returns an error ([NewRealIP],
+// [NewIPFilter], [NewOriginCheck]: their inputs are lists an application
+// typically reads from flags or files at run time) reports every invalid
+// input through that error. One that returns no error ([New], [NewConnLimit],
+// [NewHandshakeLimit], [NewSubjectConnLimit]) panics, as regexp.MustCompile
+// does: its arguments are written in the program, so a bad one is a bug
+// that no caller could handle better than by stopping. Either way the
+// message names the option or call and its value:
+//
+//	wsguard: WithReadLimit(-5): must be between 1 and 1 GiB
+//
+// Options built from a user's input (flags, a configuration file) are
+// checked with [CheckOptions], which returns that message as an error, so
+// that the program reports it instead of crashing.
+//
+// Each option says what zero (or nil) means: off ([WithPingInterval],
+// [WithIdleTimeout]), the default ([WithLogger], [WithGuardClock]), or
+// refused (every size, rate, cap and timeout that has no safe "off"). An
+// option that would be ignored, such as [WithOrigins] beside
+// [InsecureSkipOriginCheck], is refused too.
+//
+// # One logger, one observer
+//
+// A Server hands its logger ([WithLogger]) and observer ([WithObserver])
+// to everything installed on it, through the request context: the guards,
+// the handshake middleware ([WithHandshake]), the message middleware and
+// the connection, and the stores of store/redisstore. They read them with
+// [LoggerFrom] and [ObserverFrom] and have no logger of their own. Guards
+// composed by hand in front of another handler get theirs from
+// [Instrument]. A guard refuses, logs and reports the same way whether a
+// Server runs it or it is composed by hand: the Server calls, in line, the
+// same code as the guard's Handler.
+//
 // Every failure is classified once with an errlog code, which decides the
 // close status or HTTP status, the log level and the short text the client
 // sees; the internal detail goes to the log only.

@@ -10,13 +10,17 @@ import (
 	"github.com/wsguard/kit/errlog"
 )
 
-// GuardOption configures one of the pre-upgrade guards ([RealIP],
-// [IPFilter], [HandshakeLimit], [ConnLimit], [OriginCheck]).
+// GuardOption configures a pre-upgrade guard that reads a clock
+// ([HandshakeLimit]); the other guards take no options.
+//
+// A guard has no logger or observer of its own: its Handler logs its one
+// line per refusal to [LoggerFrom] and reports to [ObserverFrom] of the
+// request, which are the Server's for a guard installed on one
+// ([WithHandshake]) and [Instrument]'s for guards composed by hand.
 type GuardOption func(*guardConfig)
 
 type guardConfig struct {
-	logger *slog.Logger
-	now    func() time.Time
+	now func() time.Time
 }
 
 func newGuardConfig(opts []GuardOption) guardConfig {
@@ -24,17 +28,10 @@ func newGuardConfig(opts []GuardOption) guardConfig {
 	for _, o := range opts {
 		o(&c)
 	}
-	c.logger = errlog.OrDefault(c.logger)
 	if c.now == nil {
 		c.now = time.Now
 	}
 	return c
-}
-
-// WithGuardLogger sets the logger a guard's Handler writes its one line per
-// rejection to; nil means slog.Default().
-func WithGuardLogger(l *slog.Logger) GuardOption {
-	return func(c *guardConfig) { c.logger = l }
 }
 
 // WithGuardClock sets the clock a guard reads; nil means time.Now. Rate
@@ -54,7 +51,9 @@ func WithGuardClock(now func() time.Time) GuardOption {
 // The log line carries the client IP ([ClientIP]), the status, the path and
 // the Origin and User-Agent escaped as errlog.Untrusted. Other headers, the
 // query string and cookies are never logged because they may carry
-// credentials. A nil l means slog.Default().
+// credentials. A nil l means the request's logger ([LoggerFrom]): the
+// Server's, for middleware installed on one. The refusal is reported to
+// the request's observer ([ObserverFrom]).
 func Reject(w http.ResponseWriter, r *http.Request, l *slog.Logger, err error) {
 	if err == nil {
 		err = errlog.NewError(errlog.Internal, errors.New("wsguard: Reject called with a nil error"))
@@ -88,6 +87,9 @@ func Reject(w http.ResponseWriter, r *http.Request, l *slog.Logger, err error) {
 	_, _ = w.Write(body)
 	observeRejected(r, code, status, err)
 
+	if l == nil {
+		l = LoggerFrom(r.Context())
+	}
 	errlog.Log(r.Context(), l, "handshake rejected", err,
 		slog.String(errlog.KeyRemote, ClientIP(r).String()),
 		slog.Int(errlog.KeyStatus, status),
@@ -129,16 +131,14 @@ func retryError(code errlog.Code, after time.Duration, cause error) error {
 	return &retryAfterError{err: errlog.NewError(code, cause), after: after}
 }
 
-// rejectingHandler runs check before h and rejects the request when it
-// fails. Every guard but ConnLimit, which must hold a slot while h runs, is
-// this around its Check.
-func rejectingHandler(check func(*http.Request) error, l *slog.Logger, h http.Handler) http.Handler {
+// admitHandler is the Handler of a guard whose admit method decides alone
+// (an IPFilter, an OriginCheck, a HandshakeLimit): a Server calls the
+// same admit in line for the guards installed on it.
+func admitHandler(admit func(http.ResponseWriter, *http.Request) bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := check(r); err != nil {
-			Reject(w, r, l, err)
-			return
+		if admit(w, r) {
+			h.ServeHTTP(w, r)
 		}
-		h.ServeHTTP(w, r)
 	})
 }
 

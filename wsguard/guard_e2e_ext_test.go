@@ -20,20 +20,19 @@ import (
 func TestGuardsGorillaEndToEnd(t *testing.T) {
 	t.Parallel()
 	log, logger := newGuardLog()
-	opt := wsguard.WithGuardLogger(logger)
 	clock := newGuardClock()
 
-	realIP, err := wsguard.NewRealIP([]string{"127.0.0.1", "::1"}, opt)
+	realIP, err := wsguard.NewRealIP([]string{"127.0.0.1", "::1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	filter, err := wsguard.NewIPFilter(nil, []string{"198.51.100.66"}, opt)
+	filter, err := wsguard.NewIPFilter(nil, []string{"198.51.100.66"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rate := wsguard.NewHandshakeLimit(1, 3, opt, wsguard.WithGuardClock(clock.Now))
-	conns := wsguard.NewConnLimit(100, 2, opt)
-	origins, err := wsguard.NewOriginCheck([]string{"app.example.com"}, opt)
+	rate := wsguard.NewHandshakeLimit(1, 3, wsguard.WithGuardClock(clock.Now))
+	conns := wsguard.NewConnLimit(100, 2)
+	origins, err := wsguard.NewOriginCheck([]string{"app.example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +57,7 @@ func TestGuardsGorillaEndToEnd(t *testing.T) {
 			}
 		}
 	})
-	chain := realIP.Handler(filter.Handler(rate.Handler(conns.Handler(origins.Handler(echo)))))
+	chain := wsguard.Instrument(logger, nil)(realIP.Handler(filter.Handler(rate.Handler(conns.Handler(origins.Handler(echo))))))
 
 	// finished receives once per request, after every guard has returned,
 	// so that the test knows a connection's slot is free again.

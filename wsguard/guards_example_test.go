@@ -12,18 +12,19 @@ import (
 	"github.com/wsguard/kit/wsguard"
 )
 
-// quiet keeps the examples' rejection lines out of their output.
-var quiet = wsguard.WithGuardLogger(slog.New(slog.DiscardHandler))
+// quiet keeps the examples' rejection lines out of their output: the
+// guards after it log to its logger.
+var quiet = wsguard.Instrument(slog.New(slog.DiscardHandler), nil)
 
 func ExampleOriginCheck() {
-	check, err := wsguard.NewOriginCheck([]string{"app.example.com", "*.example.org"}, quiet)
+	check, err := wsguard.NewOriginCheck([]string{"app.example.com", "*.example.org"})
 	if err != nil {
 		panic(err)
 	}
-	socket := check.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	socket := quiet(check.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Upgrade with any WebSocket library here.
 		w.WriteHeader(http.StatusSwitchingProtocols)
-	}))
+	})))
 
 	for _, origin := range []string{
 		"", // not a browser
@@ -76,8 +77,8 @@ func ExampleRealIP() {
 
 func ExampleHandshakeLimit() {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	limit := wsguard.NewHandshakeLimit(0.5, 2, quiet, wsguard.WithGuardClock(func() time.Time { return now }))
-	socket := limit.Handler(http.NotFoundHandler())
+	limit := wsguard.NewHandshakeLimit(0.5, 2, wsguard.WithGuardClock(func() time.Time { return now }))
+	socket := quiet(limit.Handler(http.NotFoundHandler()))
 
 	for range 3 {
 		r := httptest.NewRequest(http.MethodGet, "/socket", nil)
@@ -129,28 +130,30 @@ func ExampleReject() {
 
 // Example_guards puts the guards in front of a WebSocket handler written
 // with any library, in the order of the design: who is asking, may they, how
-// often, how many at once, from which page.
+// often, how many at once, from which page. Instrument, outermost, gives
+// them the logger (and observer) a Server would.
 func Example_guards() {
-	realIP, err := wsguard.NewRealIP([]string{"10.0.0.0/8"}, quiet)
+	realIP, err := wsguard.NewRealIP([]string{"10.0.0.0/8"})
 	if err != nil {
 		panic(err)
 	}
-	filter, err := wsguard.NewIPFilter(nil, []string{"203.0.113.0/24"}, quiet)
+	filter, err := wsguard.NewIPFilter(nil, []string{"203.0.113.0/24"})
 	if err != nil {
 		panic(err)
 	}
-	origins, err := wsguard.NewOriginCheck([]string{"app.example.com"}, quiet)
+	origins, err := wsguard.NewOriginCheck([]string{"app.example.com"})
 	if err != nil {
 		panic(err)
 	}
 	var socket http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Println("upgrade for", wsguard.ClientIP(r))
 	})
-	socket = realIP.Handler(
-		filter.Handler(
-			wsguard.NewHandshakeLimit(wsguard.DefaultHandshakeRate, wsguard.DefaultHandshakeBurst, quiet).Handler(
-				wsguard.NewConnLimit(wsguard.DefaultMaxConns, wsguard.DefaultMaxConnsPerIP, quiet).Handler(
-					origins.Handler(socket)))))
+	socket = wsguard.Instrument(slog.New(slog.DiscardHandler), nil)(
+		realIP.Handler(
+			filter.Handler(
+				wsguard.NewHandshakeLimit(wsguard.DefaultHandshakeRate, wsguard.DefaultHandshakeBurst).Handler(
+					wsguard.NewConnLimit(wsguard.DefaultMaxConns, wsguard.DefaultMaxConnsPerIP).Handler(
+						origins.Handler(socket))))))
 
 	for _, client := range []string{"198.51.100.7", "203.0.113.9"} {
 		r := httptest.NewRequest(http.MethodGet, "http://ws.example.com/socket", nil)

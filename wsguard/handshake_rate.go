@@ -50,6 +50,7 @@ type HandshakeLimit struct {
 	burst      int
 	maxClients int
 	cfg        guardConfig
+	store      HandshakeStore // of a Server's WithHandshakeStore; nil: none
 
 	mu      sync.Mutex
 	clients map[netip.Addr]*list.Element // of *handshakeBucket
@@ -62,18 +63,13 @@ type handshakeBucket struct {
 }
 
 // NewHandshakeLimit returns a limit of perSecond handshakes per second per
-// client with the given burst. A non-positive (or NaN) argument takes its
-// default, [DefaultHandshakeRate] or [DefaultHandshakeBurst], so that zero
-// configuration is the protected one. A client over the limit is refused as
-// errlog.ResourceExhausted (HTTP 429) with Retry-After set to the time until
-// it has a token again.
+// client with the given burst ([DefaultHandshakeRate] and
+// [DefaultHandshakeBurst] are the server's). The rate must be a finite
+// number > 0 and the burst >= 1: NewHandshakeLimit panics on a zero. A
+// client over the limit is refused as errlog.ResourceExhausted (HTTP 429)
+// with Retry-After set to the time until it has a token again.
 func NewHandshakeLimit(perSecond float64, burst int, opts ...GuardOption) *HandshakeLimit {
-	if !(perSecond > 0) {
-		perSecond = DefaultHandshakeRate
-	}
-	if burst <= 0 {
-		burst = DefaultHandshakeBurst
-	}
+	mustPositiveRate(rateCall("NewHandshakeLimit", perSecond, burst), perSecond, burst)
 	return &HandshakeLimit{
 		limit:      rate.Limit(perSecond),
 		burst:      burst,
@@ -108,9 +104,25 @@ func (l *HandshakeLimit) Check(r *http.Request) error {
 }
 
 // Handler rejects requests that [HandshakeLimit.Check] refuses, with
-// [Reject].
+// [Reject], and reports them to the request's observer as an
+// [EventLimited] ([LimitHandshakeRate]).
 func (l *HandshakeLimit) Handler(h http.Handler) http.Handler {
-	return rejectingHandler(l.Check, l.cfg.logger, h)
+	return admitHandler(l.admit, h)
+}
+
+// admit is the Handler's decision, which a Server makes in line: false
+// when the request was refused. With a shared store the request also
+// takes a token there, after the local one.
+func (l *HandshakeLimit) admit(w http.ResponseWriter, r *http.Request) bool {
+	err := l.Check(r)
+	if err == nil && l.store != nil {
+		err = l.checkShared(r)
+	}
+	if err != nil {
+		refuse(w, r, LimitHandshakeRate, err)
+		return false
+	}
+	return true
 }
 
 // bucket returns the bucket of key, moved to the front, making room for it

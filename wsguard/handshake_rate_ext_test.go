@@ -1,7 +1,6 @@
 package wsguard_test
 
 import (
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -58,11 +57,8 @@ func TestHandshakeLimit(t *testing.T) {
 		{"fractional rate", 0.25, 1, []handshakeStep{
 			{0, a, admitted}, {time.Second, a, 3 * time.Second},
 		}},
-		{"zero arguments take the defaults", 0, 0, append(repeatStep(handshakeStep{0, a, admitted}, wsguard.DefaultHandshakeBurst),
+		{"the server's defaults", wsguard.DefaultHandshakeRate, wsguard.DefaultHandshakeBurst, append(repeatStep(handshakeStep{0, a, admitted}, wsguard.DefaultHandshakeBurst),
 			handshakeStep{0, a, time.Second / wsguard.DefaultHandshakeRate})},
-		{"NaN rate takes the default", math.NaN(), 1, []handshakeStep{
-			{0, a, admitted}, {0, a, time.Second / wsguard.DefaultHandshakeRate},
-		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +109,7 @@ func TestHandshakeLimitHandler(t *testing.T) {
 			t.Parallel()
 			log, logger := newGuardLog()
 			clock := newGuardClock()
-			h := wsguard.NewHandshakeLimit(tt.perSecond, 2, wsguard.WithGuardClock(clock.Now), wsguard.WithGuardLogger(logger)).Handler(guardOK)
+			h := wsguard.Instrument(logger, nil)(wsguard.NewHandshakeLimit(tt.perSecond, 2, wsguard.WithGuardClock(clock.Now)).Handler(guardOK))
 			var last *httptest.ResponseRecorder
 			for i, want := range tt.wantStatus {
 				last = httptest.NewRecorder()

@@ -14,7 +14,6 @@ import (
 type IPFilter struct {
 	allow []netip.Prefix
 	deny  []netip.Prefix
-	cfg   guardConfig
 }
 
 // NewIPFilter returns a filter over allow and deny lists of IP addresses
@@ -22,8 +21,8 @@ type IPFilter struct {
 // address not denied. A refused request is errlog.PermissionDenied (HTTP
 // 403). An entry that does not parse, or a prefix with host bits set, is an
 // error.
-func NewIPFilter(allow, deny []string, opts ...GuardOption) (*IPFilter, error) {
-	f := &IPFilter{cfg: newGuardConfig(opts)}
+func NewIPFilter(allow, deny []string) (*IPFilter, error) {
+	f := &IPFilter{}
 	var err error
 	if f.allow, err = parsePrefixes(allow); err != nil {
 		return nil, fmt.Errorf("wsguard: IP allow list: %w", err)
@@ -52,7 +51,17 @@ func (f *IPFilter) Check(r *http.Request) error {
 
 // Handler rejects requests that [IPFilter.Check] refuses, with [Reject].
 func (f *IPFilter) Handler(h http.Handler) http.Handler {
-	return rejectingHandler(f.Check, f.cfg.logger, h)
+	return admitHandler(f.admit, h)
+}
+
+// admit is the Handler's decision, which a Server makes in line: false
+// when the request was refused.
+func (f *IPFilter) admit(w http.ResponseWriter, r *http.Request) bool {
+	if err := f.Check(r); err != nil {
+		refuse(w, r, "", err)
+		return false
+	}
+	return true
 }
 
 func parsePrefixes(ss []string) ([]netip.Prefix, error) {

@@ -92,12 +92,12 @@ func TestIPFilterHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			log, l := newGuardLog()
-			f, err := wsguard.NewIPFilter(nil, []string{"203.0.113.0/24"}, wsguard.WithGuardLogger(l))
+			f, err := wsguard.NewIPFilter(nil, []string{"203.0.113.0/24"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			w := httptest.NewRecorder()
-			f.Handler(guardOK).ServeHTTP(w, guardRequest(tt.remote))
+			wsguard.Instrument(l, nil)(f.Handler(guardOK)).ServeHTTP(w, guardRequest(tt.remote))
 			if w.Code != tt.wantStatus || w.Body.String() != tt.wantBody {
 				t.Fatalf("got %d %q, want %d %q", w.Code, w.Body.String(), tt.wantStatus, tt.wantBody)
 			}

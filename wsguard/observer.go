@@ -110,12 +110,13 @@ type Event struct {
 
 // WithObserver sends the server's events to o; several calls add observers
 // ([Observers]). The built-in guards and any handshake middleware that
-// rejects with [Reject] report their refusals.
+// rejects with [Reject] report their refusals. nil is refused.
 func WithObserver(o Observer) Option {
 	return func(c *config) {
-		if o != nil {
-			c.observer = Observers(c.observer, o)
+		if o == nil {
+			misconfigured("WithObserver(nil)", "needs an Observer")
 		}
+		c.observer = Observers(c.observer, o)
 	}
 }
 
@@ -189,18 +190,10 @@ func LogObserver(l *slog.Logger, level slog.Level) Observer {
 	})
 }
 
-type observerKey struct{}
-
-// withObserver returns r carrying o, so that [Reject] can report refusals
-// made by handshake middleware the server does not know.
-func withObserver(r *http.Request, o Observer) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), observerKey{}, o))
-}
-
 // observeRejected reports a refused handshake to the observer r carries,
 // if any, and as an authentication failure when it was one.
 func observeRejected(r *http.Request, code errlog.Code, status int, err error) {
-	o, _ := r.Context().Value(observerKey{}).(Observer)
+	o := ObserverFrom(r.Context())
 	if o == nil {
 		return
 	}
@@ -208,14 +201,6 @@ func observeRejected(r *http.Request, code errlog.Code, status int, err error) {
 	o.Observe(ctx, Event{Kind: EventHandshakeRejected, Code: code, Status: status, Err: err, Request: r})
 	if code == errlog.Unauthenticated {
 		o.Observe(ctx, Event{Kind: EventAuthFailed, Code: code, Reason: errlog.TextOf(err), Err: err, Request: r})
-	}
-}
-
-// observeLimit reports a handshake refused by a built-in limit; a shared
-// store's failure, which carries no retry delay, is not a limit hit.
-func (s *Server) observeLimit(r *http.Request, limit string, err error) {
-	if s.obs != nil && RetryAfter(err) > 0 {
-		s.obs.Observe(r.Context(), Event{Kind: EventLimited, Code: errlog.CodeOf(err), Reason: limit, Err: err, Request: r})
 	}
 }
 

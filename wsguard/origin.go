@@ -33,7 +33,6 @@ import (
 // A refused request is errlog.PermissionDenied (HTTP 403).
 type OriginCheck struct {
 	patterns []string // lower-cased
-	cfg      guardConfig
 }
 
 // originProbes are hosts no deployment owns: a pattern matching one of them
@@ -55,8 +54,8 @@ var originProbes = []string{
 // deployment that really accepts every origin does not install the check,
 // which the server names InsecureSkipOriginCheck so that it is seen in
 // review.
-func NewOriginCheck(patterns []string, opts ...GuardOption) (*OriginCheck, error) {
-	c := &OriginCheck{cfg: newGuardConfig(opts)}
+func NewOriginCheck(patterns []string) (*OriginCheck, error) {
+	c := &OriginCheck{}
 	for _, p := range patterns {
 		lp := strings.ToLower(p)
 		if lp == "" {
@@ -127,5 +126,15 @@ func (c *OriginCheck) Check(r *http.Request) error {
 
 // Handler rejects requests that [OriginCheck.Check] refuses, with [Reject].
 func (c *OriginCheck) Handler(h http.Handler) http.Handler {
-	return rejectingHandler(c.Check, c.cfg.logger, h)
+	return admitHandler(c.admit, h)
+}
+
+// admit is the Handler's decision, which a Server makes in line: false
+// when the request was refused.
+func (c *OriginCheck) admit(w http.ResponseWriter, r *http.Request) bool {
+	if err := c.Check(r); err != nil {
+		refuse(w, r, "", err)
+		return false
+	}
+	return true
 }

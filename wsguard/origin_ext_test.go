@@ -140,14 +140,14 @@ func TestOriginCheckHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			log, l := newGuardLog()
-			c, err := wsguard.NewOriginCheck([]string{"app.example.com"}, wsguard.WithGuardLogger(l))
+			c, err := wsguard.NewOriginCheck([]string{"app.example.com"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r := guardRequest("198.51.100.7:1")
 			r.Header.Set("Origin", tt.origin)
 			w := httptest.NewRecorder()
-			c.Handler(guardOK).ServeHTTP(w, r)
+			wsguard.Instrument(l, nil)(c.Handler(guardOK)).ServeHTTP(w, r)
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d", w.Code, tt.wantStatus)
 			}

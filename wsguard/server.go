@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,12 +25,14 @@ type Server struct {
 	handler  Handler
 	log      *slog.Logger
 	obs      Observer // nil: no event is built
+	scope    scope    // log and obs, handed down in the request context
 	idPrefix string
 	nextID   atomic.Uint64
 	bufs     sync.Pool
 
-	// The built-in pre-upgrade guards, run in line by admit, and the
-	// application's handshake middleware around upgrade (nil when none).
+	// The pre-upgrade guards, run in line by admit through the same
+	// methods as their Handlers, and the application's handshake
+	// middleware around upgrade (nil when none).
 	handshakes *HandshakeLimit
 	connLimit  *ConnLimit
 	origin     *OriginCheck // nil with InsecureSkipOriginCheck
@@ -45,12 +48,19 @@ var errDraining = errors.New("server is shutting down")
 
 // New returns a Server that passes every message to h. With no options it
 // applies all the defaults described in the package documentation. New
-// panics on an invalid option (a malformed Origin pattern), as a
+// panics on a nil h and on an invalid option, with a message naming the
+// option and its value, as the package documentation describes: a
 // misconfigured guard must not start serving.
 func New(h Handler, opts ...Option) *Server {
+	if h == nil {
+		misconfigured("New(nil, ...)", "needs a Handler")
+	}
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.anyOrigin && len(cfg.origins) > 0 {
+		misconfigured(fmt.Sprintf("WithOrigins(%q)", cfg.origins), "has no effect beside InsecureSkipOriginCheck")
 	}
 	s := &Server{
 		cfg:      cfg,
@@ -60,23 +70,28 @@ func New(h Handler, opts ...Option) *Server {
 		idPrefix: newIDPrefix(),
 		conns:    make(map[*Conn]struct{}),
 	}
+	s.scope = scope{log: s.log, obs: s.obs}
 	s.initGuards()
 	return s
 }
 
-// initGuards builds the pre-upgrade guards. They act as their Handler
-// methods would, chained in the order the design gives (client IP, IP
-// filter, handshake rate, connection caps, Origin, then the application's
-// handshake middleware), but the built-in ones run in line in admit: a
-// chained middleware's frame would stay on the serving goroutine's stack
-// for the connection's whole life (see [Server.accept]).
+// initGuards builds the pre-upgrade guards. They run in the order the
+// design gives (client IP, IP filter, handshake rate, connection caps,
+// Origin, then the application's handshake middleware), each through the
+// method its Handler calls, so that a guard refuses, logs and reports the
+// same whether a Server runs it or it is composed by hand. The built-in
+// ones are called in line by admit rather than chained: a chained
+// middleware's frame would stay on the serving goroutine's stack for the
+// connection's whole life (see [Server.accept]).
 func (s *Server) initGuards() {
-	gopt := WithGuardLogger(s.log)
-	s.handshakes = NewHandshakeLimit(s.cfg.handshakeRate, s.cfg.handshakeBurst, gopt)
-	s.connLimit = NewConnLimit(s.cfg.maxConns, s.cfg.maxConnsPerIP, gopt)
+	s.handshakes = NewHandshakeLimit(s.cfg.handshakeRate, s.cfg.handshakeBurst)
+	s.handshakes.store = s.cfg.handshakeStore
+	s.connLimit = NewConnLimit(s.cfg.maxConns, s.cfg.maxConnsPerIP)
+	s.connLimit.store = s.cfg.connStore
 	if !s.cfg.anyOrigin {
-		oc, err := NewOriginCheck(s.cfg.origins, gopt)
+		oc, err := NewOriginCheck(s.cfg.origins)
 		if err != nil {
+			// WithOrigins checked each pattern.
 			panic("wsguard: " + err.Error())
 		}
 		s.origin = oc
@@ -90,60 +105,28 @@ func (s *Server) initGuards() {
 	}
 }
 
-// admit runs the built-in guards on r, as their Handler methods do: on a
-// refusal it answers with [Reject] and returns ok false; otherwise it
+// admit runs the built-in guards on r through the methods their Handlers
+// call: on a refusal the guard has answered and ok is false; otherwise it
 // returns r (carrying the resolved client IP) and the connection slot's
 // release.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) (_ *http.Request, release func(), ok bool) {
 	if p := s.cfg.realIP; p != nil {
-		ip, err := p.IP(r)
-		if err != nil {
-			Reject(w, r, p.cfg.logger, err)
-			return r, nil, false
-		}
-		r = r.WithContext(WithClientIP(r.Context(), ip))
-	}
-	if f := s.cfg.ipFilter; f != nil {
-		if err := f.Check(r); err != nil {
-			Reject(w, r, f.cfg.logger, err)
+		if r, ok = p.admit(w, r); !ok {
 			return r, nil, false
 		}
 	}
-	if err := s.handshakes.Check(r); err != nil {
-		s.observeLimit(r, LimitHandshakeRate, err)
-		Reject(w, r, s.handshakes.cfg.logger, err)
+	if f := s.cfg.ipFilter; f != nil && !f.admit(w, r) {
 		return r, nil, false
 	}
-	if s.cfg.rateStore != nil {
-		if err := s.checkSharedRate(r); err != nil {
-			s.observeLimit(r, LimitHandshakeRate, err)
-			Reject(w, r, s.handshakes.cfg.logger, err)
-			return r, nil, false
-		}
-	}
-	release, err := s.connLimit.Acquire(r)
-	if err != nil {
-		s.observeLimit(r, LimitConnCap, err)
-		Reject(w, r, s.connLimit.cfg.logger, err)
+	if !s.handshakes.admit(w, r) {
 		return r, nil, false
 	}
-	if s.cfg.connStore != nil {
-		shared, err := s.acquireShared(r)
-		if err != nil {
-			release()
-			s.observeLimit(r, LimitConnCap, err)
-			Reject(w, r, s.connLimit.cfg.logger, err)
-			return r, nil, false
-		}
-		local := release
-		release = func() { shared(); local() }
+	if release, ok = s.connLimit.admit(w, r); !ok {
+		return r, nil, false
 	}
-	if s.origin != nil {
-		if err := s.origin.Check(r); err != nil {
-			Reject(w, r, s.origin.cfg.logger, err)
-			release()
-			return r, nil, false
-		}
+	if s.origin != nil && !s.origin.admit(w, r) {
+		release()
+		return r, nil, false
 	}
 	return r, release, true
 }
@@ -156,15 +139,17 @@ func newIDPrefix() string {
 
 // ServeHTTP runs the guards and, when they all pass, upgrades the request
 // and serves the connection until it ends.
+//
+// Every guard and middleware installed on the server, and the connection
+// after the upgrade, see the server's logger and observer in the request
+// context ([LoggerFrom], [ObserverFrom]).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.obs != nil {
-		r = withObserver(r, s.obs)
-	}
+	r = withScope(r, &s.scope)
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()
 	if draining {
-		Reject(w, r, s.log, errlog.NewError(errlog.Unavailable, errDraining))
+		Reject(w, r, nil, errlog.NewError(errlog.Unavailable, errDraining))
 		return
 	}
 	r, release, ok := s.admit(w, r)

@@ -26,10 +26,10 @@ type ConnStore interface {
 	AcquireConn(ctx context.Context, client string, maxTotal, maxClient int) (release func(), err error)
 }
 
-// RateStore keeps handshake rates shared by several servers, so that the
+// HandshakeStore keeps handshake rates shared by several servers, so that the
 // rate of [WithHandshakeRate] holds for all of them together. The
 // in-memory [HandshakeLimit] each server keeps stays in force beside it.
-type RateStore interface {
+type HandshakeStore interface {
 	// AllowHandshake takes a token from client's bucket of perSecond
 	// tokens per second and the given burst. It returns 0, or how long
 	// until the client has a token again. An error refuses the handshake
@@ -44,14 +44,25 @@ var (
 )
 
 // WithConnStore shares the connection caps of [WithMaxConns] through st.
+// nil is refused.
 func WithConnStore(st ConnStore) Option {
-	return func(c *config) { c.connStore = st }
+	return func(c *config) {
+		if st == nil {
+			misconfigured("WithConnStore(nil)", "needs a ConnStore")
+		}
+		c.connStore = st
+	}
 }
 
 // WithHandshakeStore shares the handshake rate of [WithHandshakeRate]
-// through st.
-func WithHandshakeStore(st RateStore) Option {
-	return func(c *config) { c.rateStore = st }
+// through st. nil is refused.
+func WithHandshakeStore(st HandshakeStore) Option {
+	return func(c *config) {
+		if st == nil {
+			misconfigured("WithHandshakeStore(nil)", "needs a HandshakeStore")
+		}
+		c.handshakeStore = st
+	}
 }
 
 // sharedKey is the client's key in a shared store: its address, or its
@@ -60,24 +71,22 @@ func sharedKey(r *http.Request) string {
 	return clientKey(ClientIP(r)).String()
 }
 
-// checkSharedRate takes a handshake token from the shared store, if any.
-func (s *Server) checkSharedRate(r *http.Request) error {
-	cfg := &s.cfg
-	wait, err := cfg.rateStore.AllowHandshake(r.Context(), sharedKey(r), s.handshakes.limitPerSecond(), s.handshakes.burst)
+// checkShared takes a handshake token from the shared store.
+func (l *HandshakeLimit) checkShared(r *http.Request) error {
+	wait, err := l.store.AllowHandshake(r.Context(), sharedKey(r), l.limitPerSecond(), l.burst)
 	switch {
 	case err != nil:
 		return errlog.NewError(errlog.Unavailable, fmt.Errorf("shared handshake rate: %w", err))
 	case wait > 0:
 		return retryError(errlog.ResourceExhausted, min(wait, maxRetryAfter),
-			fmt.Errorf("client %s over the shared %g handshakes/s (burst %d)", sharedKey(r), s.handshakes.limitPerSecond(), s.handshakes.burst))
+			fmt.Errorf("client %s over the shared %g handshakes/s (burst %d)", sharedKey(r), l.limitPerSecond(), l.burst))
 	}
 	return nil
 }
 
 // acquireShared takes a slot from the shared connection store.
-func (s *Server) acquireShared(r *http.Request) (func(), error) {
-	l := s.connLimit
-	release, err := s.cfg.connStore.AcquireConn(r.Context(), sharedKey(r), l.maxTotal, l.maxClient)
+func (l *ConnLimit) acquireShared(r *http.Request) (func(), error) {
+	release, err := l.store.AcquireConn(r.Context(), sharedKey(r), l.maxTotal, l.maxClient)
 	switch {
 	case err == nil:
 		return release, nil

@@ -22,7 +22,6 @@ import (
 type SubjectConnLimit struct {
 	max   int
 	store ConnStore
-	cfg   guardConfig
 
 	mu    sync.Mutex
 	bySub map[string]int
@@ -33,9 +32,13 @@ type SubjectConnLimit struct {
 // counts subjects as its clients, so give it a key space of its own (with
 // store/redisstore, a Store with its own prefix). Over the cap a request
 // is refused as errlog.ResourceExhausted (HTTP 429) with a Retry-After of
-// one second.
-func NewSubjectConnLimit(perSubject int, st ConnStore, opts ...GuardOption) *SubjectConnLimit {
-	return &SubjectConnLimit{max: max(perSubject, 1), store: st, cfg: newGuardConfig(opts), bySub: make(map[string]int)}
+// one second. perSubject must be >= 1: NewSubjectConnLimit panics on a
+// zero or negative cap.
+func NewSubjectConnLimit(perSubject int, st ConnStore) *SubjectConnLimit {
+	if perSubject < 1 {
+		misconfigured(fmt.Sprintf("NewSubjectConnLimit(%d, ...)", perSubject), "must be >= 1")
+	}
+	return &SubjectConnLimit{max: perSubject, store: st, bySub: make(map[string]int)}
 }
 
 // Acquire takes a slot for the subject of r, if any; release frees it and
@@ -83,10 +86,7 @@ func (l *SubjectConnLimit) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		release, err := l.Acquire(r)
 		if err != nil {
-			if o, _ := r.Context().Value(observerKey{}).(Observer); o != nil && RetryAfter(err) > 0 {
-				o.Observe(r.Context(), Event{Kind: EventLimited, Code: errlog.ResourceExhausted, Reason: LimitSubjectConns, Err: err, Request: r})
-			}
-			Reject(w, r, l.cfg.logger, err)
+			refuse(w, r, LimitSubjectConns, err)
 			return
 		}
 		defer release()

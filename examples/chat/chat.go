@@ -73,13 +73,13 @@ func newApp(cfg config) (*app, error) {
 	validate.Handle(router, "join", a.join)
 	validate.Handle(router, "say", a.say)
 
-	sessions := auth.NewSessions(v, auth.WithLogger(a.log))
+	sessions := auth.NewSessions(v)
 	// The Origin check is wsguard's default: a page from another site
 	// gets 403 before its token is even looked at.
 	a.ws = wsguard.New(router, append(sessions.Options(),
 		// Leave the room when the connection ends, however it ends.
 		wsguard.WithDisconnect(a.hub.leave),
-		wsguard.WithMiddleware(validate.Audit(a.log)),
+		wsguard.WithMiddleware(validate.Audit(nil)),
 		wsguard.WithSubprotocols(subprotocol),
 		wsguard.WithLogger(a.log))...)
 

@@ -65,17 +65,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.logFile, "log-file", "", "JSON-lines log file (stderr when empty)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to drain connections on SIGTERM")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (off when empty)")
-	return c, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	// A bad flag is reported, not a panic in New.
+	return c, wsguard.CheckOptions(flagOptions(c)...)
 }
 
-// echo answers each message with "Server received: " and the message.
-func echo(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
-	return c.Send(ctx, m.Type, append([]byte("Server received: "), m.Data...))
-}
-
-func newServer(c config, logger *slog.Logger, extra ...wsguard.Option) *wsguard.Server {
+// flagOptions are the server options the flags set.
+func flagOptions(c config) []wsguard.Option {
 	opts := []wsguard.Option{
-		wsguard.WithLogger(logger),
 		wsguard.WithReadLimit(c.readLimit),
 		wsguard.WithMessageRate(c.rate, c.burst),
 		wsguard.WithMaxConns(wsguard.DefaultMaxConns, c.maxConnsPerIP),
@@ -85,6 +84,16 @@ func newServer(c config, logger *slog.Logger, extra ...wsguard.Option) *wsguard.
 	if c.origins != "" {
 		opts = append(opts, wsguard.WithOrigins(strings.Split(c.origins, ",")...))
 	}
+	return opts
+}
+
+// echo answers each message with "Server received: " and the message.
+func echo(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+	return c.Send(ctx, m.Type, append([]byte("Server received: "), m.Data...))
+}
+
+func newServer(c config, logger *slog.Logger, extra ...wsguard.Option) *wsguard.Server {
+	opts := append([]wsguard.Option{wsguard.WithLogger(logger)}, flagOptions(c)...)
 	return wsguard.New(wsguard.HandlerFunc(echo), append(opts, extra...)...)
 }
 

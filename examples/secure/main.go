@@ -116,7 +116,26 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.audience, "audience", "", "required aud claim (none when empty)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (off when empty)")
 	fs.StringVar(&c.redisAddr, "redis-addr", "", "Redis host:port (or Unix socket path) shared by all instances for revocations, connection caps and handshake rate (per instance when empty)")
-	return c, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	// A bad flag is reported, not a panic in New.
+	return c, wsguard.CheckOptions(flagOptions(c)...)
+}
+
+// flagOptions are the server options the flags set.
+func flagOptions(c config) []wsguard.Option {
+	opts := []wsguard.Option{
+		wsguard.WithReadLimit(c.readLimit),
+		wsguard.WithMessageRate(c.rate, c.burst),
+		wsguard.WithMaxConns(wsguard.DefaultMaxConns, c.maxConnsPerIP),
+		wsguard.WithIdleTimeout(c.idleTimeout),
+		wsguard.WithPingInterval(c.pingInterval),
+	}
+	if c.origins != "" {
+		opts = append(opts, wsguard.WithOrigins(strings.Split(c.origins, ",")...))
+	}
+	return opts
 }
 
 // echo answers each message with "Server received: " and the message.
@@ -152,7 +171,6 @@ func newServerSessions(c config) (http.Handler, *wsguard.Server, *auth.Sessions,
 	sopts := []auth.Option{
 		auth.WithFirstMessage(c.authTimeout),
 		auth.OnAuthenticated(greet),
-		auth.WithLogger(c.logger),
 	}
 	var shared []wsguard.Option
 	if c.store != nil {
@@ -169,15 +187,8 @@ func newServerSessions(c config) (http.Handler, *wsguard.Server, *auth.Sessions,
 	opts = append(opts,
 		wsguard.WithLogger(c.logger),
 		wsguard.WithSubprotocols("wsguard.v1"),
-		wsguard.WithReadLimit(c.readLimit),
-		wsguard.WithMessageRate(c.rate, c.burst),
-		wsguard.WithMaxConns(wsguard.DefaultMaxConns, c.maxConnsPerIP),
-		wsguard.WithIdleTimeout(c.idleTimeout),
-		wsguard.WithPingInterval(c.pingInterval),
 	)
-	if c.origins != "" {
-		opts = append(opts, wsguard.WithOrigins(strings.Split(c.origins, ",")...))
-	}
+	opts = append(opts, flagOptions(c)...)
 	ws := wsguard.New(wsguard.HandlerFunc(echo), opts...)
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", ws)
@@ -233,7 +244,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		rc := redis.NewClient(opts)
 		defer rc.Close()
-		c.store = redisstore.New(rc, redisstore.WithLogger(c.logger), redisstore.WithObserver(c.observer))
+		c.store = redisstore.New(rc)
 	}
 	h, ws, sessions, err := newServerSessions(c)
 	if err != nil {

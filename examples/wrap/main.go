@@ -80,7 +80,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.handshakeBurst, "handshake-burst", wsguard.DefaultHandshakeBurst, "handshake burst per client IP")
 	fs.IntVar(&c.maxConns, "max-conns", wsguard.DefaultMaxConns, "open connections in total")
 	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", wsguard.DefaultMaxConnsPerIP, "open connections per client IP")
-	return c, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	// The guards' constructors panic on a bad value, a bug in a program; a
+	// flag is the user's input, so it is checked as an error here, by the
+	// options that take the same values.
+	return c, wsguard.CheckOptions(
+		wsguard.WithHandshakeRate(c.handshakeRate, c.handshakeBurst),
+		wsguard.WithMaxConns(c.maxConns, c.maxConnsPerIP))
 }
 
 // newHandler returns the legacy handler behind the guards.
@@ -89,19 +97,20 @@ func newHandler(c config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	gopt := wsguard.WithGuardLogger(c.logger)
 	var origins []string
 	if c.origins != "" {
 		origins = strings.Split(c.origins, ",")
 	}
-	origin, err := wsguard.NewOriginCheck(origins, gopt)
+	origin, err := wsguard.NewOriginCheck(origins)
 	if err != nil {
 		return nil, err
 	}
-	rate := wsguard.NewHandshakeLimit(c.handshakeRate, c.handshakeBurst, gopt)
-	conns := wsguard.NewConnLimit(c.maxConns, c.maxConnsPerIP, gopt)
-	authn := auth.Middleware(v, auth.WithLogger(c.logger))
-	return rate.Handler(conns.Handler(origin.Handler(authn(http.HandlerFunc(legacyEcho))))), nil
+	rate := wsguard.NewHandshakeLimit(c.handshakeRate, c.handshakeBurst)
+	conns := wsguard.NewConnLimit(c.maxConns, c.maxConnsPerIP)
+	authn := auth.Middleware(v)
+	// Instrument hands the one logger to every guard after it.
+	return wsguard.Instrument(c.logger, nil)(
+		rate.Handler(conns.Handler(origin.Handler(authn(http.HandlerFunc(legacyEcho)))))), nil
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -11,7 +9,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/wsguard/kit/auth"
-	"github.com/wsguard/kit/errlog"
 	"github.com/wsguard/kit/validate"
 	"github.com/wsguard/kit/wsguard"
 )
@@ -43,8 +40,7 @@ func fullServer() http.Handler {
 	if err != nil {
 		panic(err)
 	}
-	quiet := errlog.NewLogger(io.Discard, slog.LevelError)
-	checked := validate.JSON(validate.New(validate.WithLogger(quiet)), func(ctx context.Context, _ *wsguard.Conn, _ chat) error {
+	checked := validate.JSON(validate.New(), func(ctx context.Context, _ *wsguard.Conn, _ chat) error {
 		_ = validate.Digest(ctx)
 		return nil
 	})
@@ -54,7 +50,7 @@ func fullServer() http.Handler {
 		}
 		return c.Send(ctx, m.Type, m.Data)
 	})
-	opts := append(GuardOptions(), wsguard.WithHandshake(auth.Middleware(v, auth.WithLogger(quiet))))
+	opts := append(GuardOptions(), wsguard.WithHandshake(auth.Middleware(v)))
 	return wsguard.New(echo, opts...)
 }
 

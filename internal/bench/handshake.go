@@ -6,8 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -16,7 +14,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/wsguard/kit/auth"
-	"github.com/wsguard/kit/errlog"
 	"github.com/wsguard/kit/wsguard"
 )
 
@@ -93,8 +90,7 @@ func authServer(s signer, cacheSize int) http.Handler {
 	if err != nil {
 		panic(err)
 	}
-	quiet := errlog.NewLogger(io.Discard, slog.LevelError)
-	sessions := auth.NewSessions(v, auth.WithLogger(quiet))
+	sessions := auth.NewSessions(v)
 	echo := wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
 		return c.Send(ctx, m.Type, m.Data)
 	})

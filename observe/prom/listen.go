@@ -2,6 +2,7 @@ package prom
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,9 @@ import (
 // returns the address it listens on and a stop function that shuts the
 // listener down. A nil logger means slog.Default().
 func Listen(addr string, g prometheus.Gatherer, logger *slog.Logger) (net.Addr, func(), error) {
+	if g == nil {
+		return nil, nil, errors.New("prom: Listen(addr, nil, ...): needs a prometheus.Gatherer")
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, err

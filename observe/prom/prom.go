@@ -1,27 +1,8 @@
-// Package prom exports wsguard's events ([wsguard.Observer]) as Prometheus
-// metrics. It lives apart from wsguard so that importing the core does not
-// pull in the Prometheus client.
-//
-// Every label comes from a small fixed set (an errlog code name, a close
-// status from the protocol's table, a limit's name, an authentication
-// failure's public text), so the number of series is bounded whatever the
-// clients do; a client's IP and subject are never labels.
-//
-// The metrics, all prefixed wsguard_:
-//
-//	connections_open                        gauge
-//	handshakes_total{result,code}           counter; result accepted|rejected, code "" when accepted
-//	connections_closed_total{code,status}   counter; code "app" when the application closed it
-//	messages_total{direction}               counter; in|out
-//	message_size_bytes{direction}           histogram
-//	handler_duration_seconds                histogram
-//	limited_total{limit}                    counter; message_rate|handshake_rate|conn_cap|subject_conns
-//	auth_failures_total{reason}             counter; "invalid token", "token expired", ...
-//	store_errors_total{use}                 counter; a shared store was unreachable
 package prom
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 
@@ -59,8 +40,11 @@ type Observer struct {
 
 // New returns an Observer whose metrics are registered with reg (use
 // prometheus.NewRegistry() and serve it with promhttp.HandlerFor, on a
-// listener of its own). It fails when reg already holds them.
+// listener of its own). It fails when reg is nil or already holds them.
 func New(reg prometheus.Registerer) (*Observer, error) {
+	if reg == nil {
+		return nil, errors.New("prom: New(nil): needs a prometheus.Registerer")
+	}
 	const ns = "wsguard"
 	sizes := prometheus.ExponentialBuckets(64, 4, 8) // 64 B .. 1 MiB
 	o := &Observer{

@@ -71,8 +71,17 @@ type Conns struct {
 	next     atomic.Uint64
 
 	mu     sync.Mutex
-	leases map[string]string // lease id -> client key
-	timer  *time.Timer       // nil when no lease is held
+	leases map[string]lease // by lease id
+	timer  *time.Timer      // nil when no lease is held
+}
+
+// lease is a held connection slot.
+type lease struct {
+	client string
+	// ctx is the acquiring request's, without its cancellation: a failed
+	// release or refresh, which runs after the request, is logged to the
+	// logger and observer of the server that took the lease.
+	ctx context.Context
 }
 
 // Conns returns the store's shared connection counts, with leases of
@@ -80,19 +89,28 @@ type Conns struct {
 func (s *Store) Conns(opts ...UseOption) *Conns {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	cfg := newUseConfig(FailOpen, opts)
-	return &Conns{s: s, cfg: cfg, ttl: cmp0(cfg.leaseTTL, DefaultLeaseTTL), instance: hex.EncodeToString(b[:]), leases: make(map[string]string)}
+	cfg := newUseConfig("Conns", FailOpen, opts)
+	ttl := cfg.leaseTTL
+	if ttl == 0 {
+		ttl = DefaultLeaseTTL
+	}
+	return &Conns{s: s, cfg: cfg, ttl: ttl, instance: hex.EncodeToString(b[:]), leases: make(map[string]lease)}
 }
 
-// WithLeaseTTL sets how long a connection's lease lasts without a refresh
-// ([Store.Conns] only); it is refreshed every third of it.
-func WithLeaseTTL(d time.Duration) UseOption { return func(c *useConfig) { c.leaseTTL = d } }
+// minLeaseTTL keeps a third of the TTL, the refresh period, at a
+// millisecond or more, Redis's unit for it.
+const minLeaseTTL = 3 * time.Millisecond
 
-func cmp0(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
+// WithLeaseTTL sets how long a connection's lease lasts without a refresh;
+// it is refreshed every third of it. It must be at least 3ms, and it is
+// for [Store.Conns] only: the other uses refuse it.
+func WithLeaseTTL(d time.Duration) UseOption {
+	return func(c *useConfig) {
+		if d < minLeaseTTL {
+			misconfigured(fmt.Sprintf("WithLeaseTTL(%v)", d), "must be >= 3ms")
+		}
+		c.leaseTTL = d
 	}
-	return def
 }
 
 func (c *Conns) totalKey() string          { return c.s.prefix + "{conns}:total" }
@@ -122,13 +140,13 @@ func (c *Conns) AcquireConn(ctx context.Context, client string, maxTotal, maxCli
 		return nil, fmt.Errorf("redisstore: %w (%d)", wsguard.ErrTotalCap, maxTotal)
 	}
 	c.mu.Lock()
-	c.leases[id] = client
+	c.leases[id] = lease{client: client, ctx: context.WithoutCancel(ctx)}
 	if c.timer == nil {
 		c.timer = time.AfterFunc(c.ttl/3, c.refresh)
 	}
 	c.mu.Unlock()
 	var once sync.Once
-	return func() { once.Do(func() { c.release(id, client) }) }, nil
+	return func() { once.Do(func() { c.release(id) }) }, nil
 }
 
 // Open returns the number of leases this process holds.
@@ -138,15 +156,16 @@ func (c *Conns) Open() int {
 	return len(c.leases)
 }
 
-func (c *Conns) release(id, client string) {
+func (c *Conns) release(id string) {
 	c.mu.Lock()
+	l := c.leases[id]
 	delete(c.leases, id)
 	c.mu.Unlock()
-	ctx, cancel := c.s.ctx(context.Background())
+	ctx, cancel := c.s.ctx(l.ctx)
 	defer cancel()
 	_, err := c.s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRem(ctx, c.totalKey(), id)
-		p.ZRem(ctx, c.clientKey(client), id)
+		p.ZRem(ctx, c.clientKey(l.client), id)
 		return nil
 	})
 	if err != nil {
@@ -161,9 +180,11 @@ func (c *Conns) refresh() {
 	c.mu.Lock()
 	ids := make([]string, 0, len(c.leases))
 	clients := make([]string, 0, len(c.leases))
-	for id, client := range c.leases {
+	var lctx context.Context // of some lease: their servers are one, as a rule
+	for id, l := range c.leases {
 		ids = append(ids, id)
-		clients = append(clients, client)
+		clients = append(clients, l.client)
+		lctx = l.ctx
 	}
 	c.mu.Unlock()
 	for len(ids) > 0 {
@@ -176,7 +197,7 @@ func (c *Conns) refresh() {
 			keys = append(keys, c.clientKey(clients[i]))
 			args = append(args, ids[i])
 		}
-		ctx, cancel := c.s.ctx(context.Background())
+		ctx, cancel := c.s.ctx(lctx)
 		if err := refreshScript.Run(ctx, c.s.c, keys, args...).Err(); err != nil {
 			c.s.failed(ctx, UseConnCap, c.cfg.mode, err)
 		}

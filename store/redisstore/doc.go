@@ -5,8 +5,7 @@
 // Create one [Store] per process over a go-redis client, then take the
 // uses you need from it:
 //
-//	st := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}),
-//		redisstore.WithLogger(logger), redisstore.WithObserver(metrics))
+//	st := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}))
 //	rv := st.Revoker()                        // an auth.Revoker
 //	stop, err := rv.Subscribe(ctx, func(sub string) { sessions.CloseSubject(sub) })
 //	srv := wsguard.New(app,
@@ -29,5 +28,19 @@
 //     at warn level and reported as a wsguard.EventStoreError
 //     (wsguard_store_errors_total with the Prometheus observer).
 //
-// Every command is bounded by the store's timeout ([WithTimeout]).
+// Every command is bounded by the store's timeout ([WithTimeout]). A
+// Store has no logger or observer of its own: a failure is logged to, and
+// reported to, those of the wsguard server the call served
+// (wsguard.LoggerFrom, wsguard.ObserverFrom); a lease's release or
+// refresh, after its request, to those of the server that took it.
+//
+// # Configuration mistakes
+//
+// As everywhere in this module, a configuration mistake fails at start-up,
+// and the constructor's signature decides how: [New] and the uses
+// ([Store.Revoker], [Store.Conns], [Store.Handshakes]) return no error, so
+// they panic on an invalid argument or option, with a message naming it
+// and its value ("redisstore: WithTimeout(0s): must be > 0"). Zero is
+// refused for every duration, and so is an option a use would ignore
+// ([WithLeaseTTL] given to anything but Store.Conns).
 package redisstore

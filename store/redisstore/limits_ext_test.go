@@ -26,7 +26,7 @@ func servers(t *testing.T, srv *redistest.Server, n int, opts func(st *redisstor
 		c := srv.Client()
 		t.Cleanup(func() { c.Close() })
 		rec := &recorder{}
-		st := redisstore.New(c, redisstore.WithLogger(quiet), redisstore.WithObserver(rec))
+		st := redisstore.New(c)
 		ws := wsguard.New(echo, append(opts(st), wsguard.WithLogger(quiet), wsguard.WithObserver(rec))...)
 		ts := httptest.NewServer(ws)
 		t.Cleanup(func() {
@@ -101,8 +101,8 @@ func TestConnLeases(t *testing.T) {
 	crashed := srv.Client()
 	live := srv.Client()
 	defer live.Close()
-	a := redisstore.New(crashed, redisstore.WithLogger(quiet)).Conns(redisstore.WithLeaseTTL(ttl))
-	b := redisstore.New(live, redisstore.WithLogger(quiet)).Conns(redisstore.WithLeaseTTL(ttl))
+	a := redisstore.New(crashed).Conns(redisstore.WithLeaseTTL(ttl))
+	b := redisstore.New(live).Conns(redisstore.WithLeaseTTL(ttl))
 
 	relA, err := a.AcquireConn(ctx, "10.0.0.1", 2, 1)
 	if err != nil {
@@ -223,7 +223,7 @@ func TestSharedSubjectCap(t *testing.T) {
 	urls, _ := servers(t, srv, 2, func(*redisstore.Store) []wsguard.Option {
 		c := srv.Client()
 		t.Cleanup(func() { c.Close() })
-		subs := redisstore.New(c, redisstore.WithPrefix("wsguard:subjects:"), redisstore.WithLogger(quiet)).Conns()
+		subs := redisstore.New(c, redisstore.WithPrefix("wsguard:subjects:")).Conns()
 		lim := wsguard.NewSubjectConnLimit(1, subs)
 		return []wsguard.Option{wsguard.WithHandshake(func(next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -252,5 +252,30 @@ func TestSharedSubjectCap(t *testing.T) {
 	}
 	if st := dial(urls[1], "bob"); st != http.StatusSwitchingProtocols {
 		t.Errorf("bob on 1: %d", st)
+	}
+}
+
+// TestLeaseReleaseFailureGoesToTheServer: a lease released after its
+// request, with Redis gone, is reported to the observer of the server
+// that took it, which is the only observer there is.
+func TestLeaseReleaseFailureGoesToTheServer(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	urls, recs := servers(t, srv, 1, func(st *redisstore.Store) []wsguard.Option {
+		return []wsguard.Option{wsguard.WithConnStore(st.Conns())}
+	})
+	c, st := dialStatus(t, urls[0])
+	if st != http.StatusSwitchingProtocols {
+		t.Fatalf("dial: %d", st)
+	}
+	if n := recs[0].count(wsguard.EventStoreError, redisstore.UseConnCap); n != 0 {
+		t.Fatalf("%d store errors with Redis up", n)
+	}
+	srv.Stop()
+	c.CloseNow()
+	for deadline := time.Now().Add(5 * time.Second); recs[0].count(wsguard.EventStoreError, redisstore.UseConnCap) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed release was not reported to the server's observer")
+		}
 	}
 }

@@ -44,7 +44,7 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
 return wait
 `)
 
-// Handshakes is a wsguard.RateStore: per-client handshake rates shared by
+// Handshakes is a wsguard.HandshakeStore: per-client handshake rates shared by
 // every instance using the same Redis and prefix, each an atomic token
 // bucket in one script call, so that N instances enforce one limit. It
 // fails open by default.
@@ -55,10 +55,10 @@ type Handshakes struct {
 
 // Handshakes returns the store's shared handshake rate.
 func (s *Store) Handshakes(opts ...UseOption) *Handshakes {
-	return &Handshakes{s: s, cfg: newUseConfig(FailOpen, opts)}
+	return &Handshakes{s: s, cfg: newUseConfig("Handshakes", FailOpen, opts)}
 }
 
-// AllowHandshake implements wsguard.RateStore.
+// AllowHandshake implements wsguard.HandshakeStore.
 func (h *Handshakes) AllowHandshake(ctx context.Context, client string, perSecond float64, burst int) (time.Duration, error) {
 	cctx, cancel := h.s.ctx(ctx)
 	defer cancel()

@@ -33,7 +33,7 @@ type Revoker struct {
 // Revoker returns the store's revocation list. It fails closed unless
 // configured otherwise ([WithFailMode]).
 func (s *Store) Revoker(opts ...UseOption) *Revoker {
-	return &Revoker{s: s, cfg: newUseConfig(FailClosed, opts)}
+	return &Revoker{s: s, cfg: newUseConfig("Revoker", FailClosed, opts)}
 }
 
 func (r *Revoker) tokenKey(id string) string  { return r.s.prefix + "revoked:jti:" + id }

@@ -50,13 +50,13 @@ func cluster(t *testing.T, srv *redistest.Server, n int, key []byte, interval ti
 		c := srv.Client()
 		t.Cleanup(func() { c.Close() })
 		ev := &recorder{}
-		st := redisstore.New(c, redisstore.WithLogger(quiet), redisstore.WithObserver(ev))
+		st := redisstore.New(c)
 		rv := st.Revoker(ropts...)
 		v, err := auth.NewVerifier(jwa.HS256(), key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sessions := auth.NewSessions(v, auth.WithRevoker(rv, interval), auth.WithLogger(quiet))
+		sessions := auth.NewSessions(v, auth.WithRevoker(rv, interval))
 		opts := append(sessions.Options(), wsguard.WithLogger(quiet), wsguard.WithObserver(ev))
 		for _, w := range wopts {
 			opts = append(opts, w(st))

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -25,8 +26,6 @@ type Store struct {
 	c       redis.UniversalClient
 	prefix  string
 	timeout time.Duration
-	log     *slog.Logger
-	obs     wsguard.Observer
 }
 
 // Option configures a [Store].
@@ -34,36 +33,52 @@ type Option func(*Store)
 
 // WithPrefix sets the prefix of every key and channel, so that several
 // applications can share one Redis. Instances that must share limits use
-// the same prefix.
-func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
-
-// WithTimeout sets the bound of each command; non-positive means
-// [DefaultTimeout].
-func WithTimeout(d time.Duration) Option {
+// the same prefix. The empty prefix is refused: keys without one would
+// mix with every other application's.
+func WithPrefix(p string) Option {
 	return func(s *Store) {
-		if d > 0 {
-			s.timeout = d
+		if p == "" {
+			misconfigured(`WithPrefix("")`, "needs a prefix")
 		}
+		s.prefix = p
 	}
 }
 
-// WithLogger sets the logger failures are written to; nil means
-// slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
-
-// WithObserver reports every failure to reach Redis to o as a
-// wsguard.EventStoreError.
-func WithObserver(o wsguard.Observer) Option { return func(s *Store) { s.obs = o } }
+// WithTimeout sets the bound of each command. It must be > 0; zero is
+// refused.
+func WithTimeout(d time.Duration) Option {
+	return func(s *Store) {
+		if d <= 0 {
+			misconfigured(fmt.Sprintf("WithTimeout(%v)", d), "must be > 0")
+		}
+		s.timeout = d
+	}
+}
 
 // New returns a Store over c. The caller keeps ownership of c and closes
-// it after the Store's last use.
+// it after the Store's last use. New panics on a nil c and on an invalid
+// option, as the package documentation describes.
+//
+// A Store has no logger or observer of its own: a failure to reach Redis
+// is logged to, and reported as a wsguard.EventStoreError to, those of
+// the wsguard server whose request or connection the failed call served
+// (wsguard.LoggerFrom, wsguard.ObserverFrom).
 func New(c redis.UniversalClient, opts ...Option) *Store {
+	if c == nil {
+		misconfigured("New(nil, ...)", "needs a Redis client")
+	}
 	s := &Store{c: c, prefix: DefaultPrefix, timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(s)
 	}
-	s.log = errlog.OrDefault(s.log)
 	return s
+}
+
+// misconfigured panics with the message the package documentation
+// promises for a configuration mistake: the option or call as it was
+// made, then what is wrong with it.
+func misconfigured(call, why string) {
+	panic("redisstore: " + call + ": " + why)
 }
 
 // FailMode says what a use does when Redis cannot be reached.
@@ -84,31 +99,45 @@ type UseOption func(*useConfig)
 
 type useConfig struct {
 	mode     FailMode
-	leaseTTL time.Duration
+	leaseTTL time.Duration // 0: not given
 }
 
 // WithFailMode sets what the use does when Redis cannot be reached. The
-// defaults are [FailClosed] for revocation and [FailOpen] for the limits.
-func WithFailMode(m FailMode) UseOption { return func(c *useConfig) { c.mode = m } }
+// defaults are [FailClosed] for revocation and [FailOpen] for the limits;
+// a value that is neither is refused.
+func WithFailMode(m FailMode) UseOption {
+	return func(c *useConfig) {
+		if m != FailClosed && m != FailOpen {
+			misconfigured(fmt.Sprintf("WithFailMode(%d)", m), "must be FailClosed or FailOpen")
+		}
+		c.mode = m
+	}
+}
 
-func newUseConfig(def FailMode, opts []UseOption) useConfig {
+// newUseConfig applies opts for the use made by method (Conns,
+// Handshakes, Revoker), refusing an option the use would ignore.
+func newUseConfig(method string, def FailMode, opts []UseOption) useConfig {
 	c := useConfig{mode: def}
 	for _, o := range opts {
 		o(&c)
 	}
+	if c.leaseTTL != 0 && method != "Conns" {
+		misconfigured(fmt.Sprintf("Store.%s(WithLeaseTTL(%v))", method, c.leaseTTL), "leases are Store.Conns' only")
+	}
 	return c
 }
 
-// failed logs and reports a failure to reach Redis for use.
+// failed logs and reports a failure to reach Redis for use, to the
+// logger and observer of the server ctx belongs to.
 func (s *Store) failed(ctx context.Context, use string, mode FailMode, err error) {
 	action := "refused"
 	if mode == FailOpen {
 		action = "admitted (fail open)"
 	}
-	s.log.LogAttrs(ctx, slog.LevelWarn, "redis store unreachable",
+	wsguard.LoggerFrom(ctx).LogAttrs(ctx, slog.LevelWarn, "redis store unreachable",
 		slog.String("use", use), slog.String("action", action), slog.String(errlog.KeyErr, err.Error()))
-	if s.obs != nil {
-		s.obs.Observe(ctx, wsguard.Event{Kind: wsguard.EventStoreError, Reason: use, Err: err})
+	if o := wsguard.ObserverFrom(ctx); o != nil {
+		o.Observe(ctx, wsguard.Event{Kind: wsguard.EventStoreError, Reason: use, Err: err})
 	}
 }
 
