@@ -22,6 +22,12 @@ const (
 // digest, and the error code when the handler failed. It never logs the
 // content. Put it first in the chain so that the line describes the
 // message as received. A nil logger means slog.Default().
+//
+// A message the handler refuses as errlog.InvalidArgument has no line
+// here: the server answers it with an error reply and logs it itself, on
+// its own logger ("message rejected", or the closing line of a connection
+// with too many invalid messages in a row), with the same connection,
+// subject, code and digest, so that one message makes one line.
 func Audit(l *slog.Logger) wsguard.Middleware {
 	l = errlog.OrDefault(l)
 	return func(next wsguard.Handler) wsguard.Handler {
@@ -35,6 +41,9 @@ func Audit(l *slog.Logger) wsguard.Middleware {
 			// Deferred so that a message whose handler panics is logged
 			// too; the panic goes on to the server.
 			defer func() {
+				if done && errlog.CodeOf(err) == errlog.InvalidArgument {
+					return
+				}
 				attrs := make([]slog.Attr, 0, 8)
 				attrs = append(attrs, slog.String(errlog.KeyConn, c.ID()))
 				if sub := c.Subject(); sub != "" {
