@@ -30,8 +30,9 @@ type SubjectConnLimit struct {
 
 // NewSubjectConnLimit returns a cap of perSubject open connections per
 // subject, counted in st, or in memory when st is nil. A shared store
-// counts subjects as its clients, so give it a key space of its own (with
-// store/redisstore, a Store with its own prefix). Over the cap a request
+// counts subjects as its clients, so give it a key space of its own, apart
+// from the one of [WithConnStore] (with store/redisstore,
+// Store.SubjectConns). Over the cap a request
 // is refused as errlog.ResourceExhausted (HTTP 429) with a Retry-After of
 // one second.
 func NewSubjectConnLimit(perSubject int, st ConnStore, opts ...GuardOption) *SubjectConnLimit {
