@@ -99,7 +99,8 @@ func (l *SubjectConnLimit) Handler(h http.Handler) http.Handler {
 			Reject(w, r, l.cfg.logger, err)
 			return
 		}
-		slot := &subjectSlot{l: l, sub: sub, release: release}
+		parent, _ := r.Context().Value(subjectSlotKey{}).(*subjectSlot)
+		slot := &subjectSlot{l: l, parent: parent, sub: sub, release: release}
 		defer slot.end()
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), subjectSlotKey{}, slot)))
 	})
@@ -111,7 +112,8 @@ type subjectSlotKey struct{}
 // travels in the request context, which the connection's context
 // inherits, so that a subject set after the upgrade is counted too.
 type subjectSlot struct {
-	l *SubjectConnLimit
+	l      *SubjectConnLimit
+	parent *subjectSlot // of a limit in front of this one, if any
 
 	mu      sync.Mutex
 	sub     string // "" while there is no subject
@@ -143,14 +145,14 @@ func (s *subjectSlot) end() {
 	s.release()
 }
 
-// countSubject moves the slot of the [SubjectConnLimit] guarding c, if
-// any, to c's new subject sub, and closes c when sub is over the cap.
+// countSubject moves the slots of the [SubjectConnLimit]s guarding c, if
+// any, to c's new subject sub, and closes c when sub is over a cap.
 func (c *Conn) countSubject(sub string) {
+	var err error
 	slot, _ := c.ctx.Value(subjectSlotKey{}).(*subjectSlot)
-	if slot == nil {
-		return
+	for ; slot != nil && err == nil; slot = slot.parent {
+		err = slot.move(c.ctx, sub)
 	}
-	err := slot.move(c.ctx, sub)
 	if err == nil {
 		return
 	}

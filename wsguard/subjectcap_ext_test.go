@@ -3,6 +3,7 @@ package wsguard_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -223,6 +224,30 @@ func TestSubjectConnLimitLateStore(t *testing.T) {
 			}
 			if tt.err == nil && st.released.Load() != 1 {
 				t.Errorf("released %d times, want 1", st.released.Load())
+			}
+		})
+	}
+}
+
+// TestSubjectConnLimitLateStacked checks that a subject set after the
+// upgrade counts under every cap in front of the server, not only the
+// innermost.
+func TestSubjectConnLimitLateStacked(t *testing.T) {
+	t.Parallel()
+	for _, tightOutside := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tight outside %v", tightOutside), func(t *testing.T) {
+			t.Parallel()
+			tight, loose := wsguard.NewSubjectConnLimit(1, nil), wsguard.NewSubjectConnLimit(5, nil)
+			order := []func(http.Handler) http.Handler{loose.Handler, tight.Handler}
+			if tightOutside {
+				order[0], order[1] = order[1], order[0]
+			}
+			ts := start(t, late, wsguard.WithHandshake(order...))
+			if _, reply, _ := becomes(t, ts.URL, "", "alice"); reply != "you are alice" {
+				t.Fatalf("first alice: %q", reply)
+			}
+			if _, _, st := becomes(t, ts.URL, "", "alice"); st != errlog.CloseResourceExhausted {
+				t.Errorf("second alice: close %d, want 4429", st)
 			}
 		})
 	}
