@@ -3,6 +3,7 @@ package errlog
 import (
 	"log/slog"
 	"net/http"
+	"strconv"
 )
 
 // Code classifies an error. The set is closed: every failure maps to one of
@@ -100,30 +101,45 @@ func Codes() []Code {
 	return cs
 }
 
+func (c Code) known() bool { return c >= Canceled && c <= maxCode }
+
+// row returns c's row of the table. An unknown code (0, what [CodeOf]
+// returns for nil, or a value outside the list) goes on the wire as the
+// most conservative one, [Internal].
 func (c Code) row() row {
-	if c < Canceled || c > maxCode {
+	if !c.known() {
 		return table[Internal]
 	}
 	return table[c]
 }
 
-// String returns the code's snake_case name, as used in logs and error replies.
-// An unknown code reads as "internal".
-func (c Code) String() string { return c.row().name }
+// String returns the code's snake_case name, as used in logs and error
+// replies. An unknown code reads as "code(N)": it is not a code of the
+// table, whatever [Code.CloseStatus] and the other methods map it to.
+func (c Code) String() string {
+	if !c.known() {
+		return "code(" + strconv.Itoa(int(c)) + ")"
+	}
+	return table[c].name
+}
 
 // CloseStatus returns the WebSocket close status for c, or 0 when an error of
-// this code does not close the connection ([InvalidArgument]).
+// this code does not close the connection ([InvalidArgument]). An unknown
+// code closes as [Internal] does.
 func (c Code) CloseStatus() int { return c.row().close }
 
 // HTTPStatus returns the HTTP status for c when it happens before the
-// upgrade, or 0 when it cannot ([Idle]).
+// upgrade, or 0 when it cannot ([Idle]). An unknown code answers as
+// [Internal] does.
 func (c Code) HTTPStatus() int { return c.row().http }
 
-// Level returns the slog level an error of this code is logged at.
+// Level returns the slog level an error of this code is logged at; an
+// unknown code is logged at [Internal]'s.
 func (c Code) Level() slog.Level { return c.row().level }
 
 // Text returns the short public text for c: the close reason or the HTTP
-// body a client sees. It never contains detail from the error itself.
+// body a client sees. It never contains detail from the error itself. An
+// unknown code has [Internal]'s text.
 func (c Code) Text() string { return c.row().text }
 
 // LogValue logs the code by its name.

@@ -24,6 +24,12 @@ const (
 // message as received. A nil logger means the connection's
 // (wsguard.LoggerFrom: the server's); pass one to keep the audit lines
 // apart.
+//
+// A message the handler refuses as errlog.InvalidArgument has no line
+// here: the server answers it with an error reply and logs it itself, on
+// its own logger ("message rejected", or the closing line of a connection
+// with too many invalid messages in a row), with the same connection,
+// subject, code and digest, so that one message makes one line.
 func Audit(l *slog.Logger) wsguard.Middleware {
 	return func(next wsguard.Handler) wsguard.Handler {
 		return wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) (err error) {
@@ -40,6 +46,9 @@ func Audit(l *slog.Logger) wsguard.Middleware {
 			// Deferred so that a message whose handler panics is logged
 			// too; the panic goes on to the server.
 			defer func() {
+				if done && errlog.CodeOf(err) == errlog.InvalidArgument {
+					return
+				}
 				attrs := make([]slog.Attr, 0, 8)
 				attrs = append(attrs, slog.String(errlog.KeyConn, c.ID()))
 				if sub := c.Subject(); sub != "" {

@@ -63,7 +63,6 @@ func TestAudit(t *testing.T) {
 		typ, code string
 	}{
 		{ok, "say", ""},
-		{bad, "join", "invalid_argument"},
 		{boom, "boom", "internal"},
 	}
 	if len(lines) != len(want) {
@@ -82,6 +81,56 @@ func TestAudit(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "SECRET") {
 		t.Errorf("the log repeats message content:\n%s", logs.String())
+	}
+}
+
+// TestAuditInvalidOneLine checks that a message refused as invalid makes
+// one log line, the server's, and not a second one from Audit.
+func TestAuditInvalidOneLine(t *testing.T) {
+	t.Parallel()
+	logs := new(wstest.Logs)
+	chain := wsguard.NewChain(validate.Audit(errlog.NewLogger(logs, slog.LevelDebug)))
+	c := dial(t, serve(t, chain.Then(newRouter()), logs, wsguard.WithMaxInvalid(3)))
+	tests := []struct {
+		msg     string
+		wantMsg string // the one line naming it
+		code    string
+	}{
+		{`{"type":"say","text":"hello"}`, "message", ""},
+		{`{"type":"join","room":""}`, "message rejected", "invalid_argument"},
+		{`{"type":"say","text":"again"}`, "message", ""},
+		{`{"type":"say"`, "message rejected", "invalid_argument"},
+		{`{"type":"say","text":1}`, "message rejected", "invalid_argument"},
+		{`{"type":"say","text":2}`, "connection closed", "policy_violation"},
+	}
+	for i, tt := range tests {
+		send(t, c, tt.msg)
+		if i < len(tests)-1 {
+			read(t, c)
+		}
+	}
+	if got := closeStatus(t, c); got != websocket.StatusPolicyViolation {
+		t.Fatalf("close %v, want 1008", got)
+	}
+	for _, tt := range tests {
+		var named []map[string]any
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		for sc.Scan() {
+			var l map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				t.Fatalf("log line %q: %v", sc.Text(), err)
+			}
+			if l["payload_sha256"] == digest(tt.msg) {
+				named = append(named, l)
+			}
+		}
+		if len(named) != 1 {
+			t.Errorf("%s: %d lines name it, want 1:\n%s", tt.msg, len(named), logs.String())
+			continue
+		}
+		if code, _ := named[0]["code"].(string); named[0]["msg"] != tt.wantMsg || code != tt.code {
+			t.Errorf("%s: line %v, want %q with code %q", tt.msg, named[0], tt.wantMsg, tt.code)
+		}
 	}
 }
 

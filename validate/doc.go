@@ -63,8 +63,11 @@
 // # Signed messages
 //
 // [Signed] admits only messages signed with a key shared between the
-// server and one principal (a device, a backend peer), and rejects
-// replays. A signed message is text or binary:
+// server and one principal (a device, a backend peer), and refuses a
+// message replayed on its connection or outside a time window around the
+// server's clock. It does not stop a captured message from replaying on
+// another connection within that window (see below). A signed message is
+// text or binary:
 //
 //	message = sig SP signed
 //	signed  = "WSG1" SP key-id SP seq SP ts LF body
@@ -113,6 +116,16 @@
 //
 // Messages must be sent in the order they were signed: sign and send from
 // one place, not from concurrent tasks.
+//
+// Sequence numbers count per connection, and nothing in the envelope names
+// the connection. Someone who captured a signed message can send it again
+// on connections of their own, and it is admitted once on each of them as
+// long as its timestamp is within the skew of the server's
+// clock ([DefaultSkew], 30 s either way; [WithSkew]). Only a message's
+// sequence number on its own connection and its age are checked. Serve
+// signed messages over wss so that they cannot be captured, keep the
+// skew as short as the clients' clocks allow, and give messages whose
+// repetition matters an id the application remembers.
 //
 // # Duplicates
 //

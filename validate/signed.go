@@ -32,9 +32,11 @@ const DefaultSkew = 30 * time.Second
 
 // KeyFunc returns the pre-shared HMAC key of the principal named by a
 // signed message's key id. It returns a nil key and a nil error for an id
-// it does not know (errlog.Unauthenticated); any error it returns closes
-// the connection as its errlog code says (an unclassified one as
-// errlog.Internal).
+// it does not know (errlog.Unauthenticated). An error it returns closes
+// the connection as the code of an errlog.Error in its chain says (wrap a
+// key store that is down as errlog.Unavailable, close 1013); an error
+// without one, a network error or io.EOF from the key store included, is
+// errlog.Internal (close 1011): the peer did not cause it.
 type KeyFunc func(ctx context.Context, keyID string) ([]byte, error)
 
 // SignedOption configures [Signed].
@@ -94,6 +96,13 @@ type signedState struct {
 // one on the connection, or whose timestamp is more than the skew
 // ([DefaultSkew]) away from the server's clock, is a replay:
 // errlog.PolicyViolation (close 1008).
+//
+// Sequence numbers are per connection, and the envelope does not name the
+// connection: a captured message replays, once on every new connection of
+// the same key id, for as long as its timestamp is within the skew (up to
+// [DefaultSkew], 30 s, either way). Keep envelopes from being captured
+// (wss only), keep the skew short ([WithSkew]), and make messages whose
+// repetition matters idempotent in the application (an id it remembers).
 //
 // The message keeps its digest of the whole envelope: Signed computes it
 // before handing on the body, so that logs and [Dedup] name what was
@@ -164,7 +173,13 @@ func (st *signedState) key(ctx context.Context, c *wsguard.Conn, keys KeyFunc, k
 	key, err := keys(ctx, id)
 	switch {
 	case err != nil:
-		return fmt.Errorf("validate: key lookup: %w", err)
+		err = fmt.Errorf("validate: key lookup: %w", err)
+		if _, ok := errors.AsType[*errlog.Error](err); !ok {
+			// Not the transport's: a key store's EOF or dial error must
+			// not read as this peer leaving.
+			err = errlog.NewError(errlog.Internal, err)
+		}
+		return err
 	case len(key) == 0:
 		return errlog.NewError(errlog.Unauthenticated, errUnknownKey)
 	case len(key) < minKeyLen:

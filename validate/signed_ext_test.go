@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +38,12 @@ func keys(_ context.Context, keyID string) ([]byte, error) {
 		return nil, errlog.NewError(errlog.Unavailable, errors.New("key store down"))
 	case "short":
 		return []byte("short"), nil
+	case "dial-error":
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	case "eof":
+		return nil, fmt.Errorf("key store: %w", io.ErrUnexpectedEOF)
+	case "plain-error":
+		return nil, errors.New("key store returned nonsense")
 	}
 	return nil, nil
 }
@@ -110,6 +121,10 @@ func TestSignedRejects(t *testing.T) {
 		{"too far ahead", [][]byte{sign(t, deviceKey, "device-7", 1, signedNow.Add(validate.DefaultSkew+time.Millisecond), "hello")}, errlog.ClosePolicyViolation},
 		{"key store fails", [][]byte{sign(t, deviceKey, "flaky", 1, signedNow, "hello")}, errlog.CloseTryAgainLater},
 		{"key too short", [][]byte{sign(t, deviceKey, "short", 1, signedNow, "hello")}, errlog.CloseInternalError},
+		// The key store's own network errors are not this peer leaving.
+		{"key store dial error", [][]byte{sign(t, deviceKey, "dial-error", 1, signedNow, "hello")}, errlog.CloseInternalError},
+		{"key store EOF", [][]byte{sign(t, deviceKey, "eof", 1, signedNow, "hello")}, errlog.CloseInternalError},
+		{"key store plain error", [][]byte{sign(t, deviceKey, "plain-error", 1, signedNow, "hello")}, errlog.CloseInternalError},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +139,51 @@ func TestSignedRejects(t *testing.T) {
 				t.Errorf("close %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSignedReplayAcrossConnections pins what the documentation says of
+// replays: a captured message is refused again on its own connection, is
+// admitted once on another connection while its timestamp is within the
+// skew, and is refused everywhere after.
+func TestSignedReplayAcrossConnections(t *testing.T) {
+	t.Parallel()
+	var now atomic.Int64
+	now.Store(signedNow.UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	echo := wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+		return c.SendText(ctx, string(m.Data))
+	})
+	url := serve(t, wsguard.NewChain(validate.Signed(keys, validate.WithSignedClock(clock))).Then(echo), new(wstest.Logs))
+	captured := sign(t, deviceKey, "device-7", 1, signedNow, "pay 10")
+
+	a := dial(t, url)
+	sendBytes(t, a, captured)
+	if got := read(t, a); got != "pay 10" {
+		t.Fatalf("first delivery: %q", got)
+	}
+	sendBytes(t, a, captured)
+	if got := closeStatus(t, a); got != errlog.ClosePolicyViolation {
+		t.Errorf("replay on its own connection: close %v, want 1008", got)
+	}
+
+	for i := range 2 {
+		b := dial(t, url)
+		sendBytes(t, b, captured)
+		if got := read(t, b); got != "pay 10" {
+			t.Errorf("replay %d on a new connection within the skew: %q, want it admitted as documented", i, got)
+		}
+		sendBytes(t, b, captured)
+		if got := closeStatus(t, b); got != errlog.ClosePolicyViolation {
+			t.Errorf("second replay %d on the same new connection: close %v, want 1008", i, got)
+		}
+	}
+
+	now.Add(int64(validate.DefaultSkew + time.Millisecond))
+	c := dial(t, url)
+	sendBytes(t, c, captured)
+	if got := closeStatus(t, c); got != errlog.ClosePolicyViolation {
+		t.Errorf("replay past the skew: close %v, want 1008", got)
 	}
 }
 

@@ -71,7 +71,7 @@ func TestEveryOptionIsCheckedAtConstruction(t *testing.T) {
 
 		{"WithOrigins()", server(wsguard.WithOrigins()), nil, ""},
 		{"WithOrigins(pattern)", server(wsguard.WithOrigins("*.example.com", "https://app.example.org")), nil, ""},
-		{"WithOrigins(*)", server(wsguard.WithOrigins("*")), nil, `wsguard: WithOrigins("*"): origin pattern "*" admits unrelated sites such as "wsguard-probe.invalid"`},
+		{"WithOrigins(*)", server(wsguard.WithOrigins("*")), nil, `wsguard: WithOrigins("*"): origin pattern "*": the host has no label without a wildcard`},
 		{"WithOrigins(empty)", server(wsguard.WithOrigins("")), nil, `wsguard: WithOrigins(""): empty origin pattern`},
 		{"WithOrigins(bad pattern)", server(wsguard.WithOrigins("[a")), nil, `wsguard: WithOrigins("[a"): origin pattern "[a": syntax error in pattern`},
 		{"InsecureSkipOriginCheck", server(wsguard.InsecureSkipOriginCheck()), nil, ""},

@@ -133,8 +133,14 @@ func (c *Conn) Subject() string {
 }
 
 // SetSubject sets the subject logged with this connection, for
-// authentication that completes after the upgrade.
-func (c *Conn) SetSubject(sub string) { c.sub.Store(&sub) }
+// authentication that completes after the upgrade. A [SubjectConnLimit]
+// guarding the connection counts it under sub from then on; when sub is
+// over that cap, the connection closes with 4429
+// (errlog.ResourceExhausted), and its Send fails from then on.
+func (c *Conn) SetSubject(sub string) {
+	c.sub.Store(&sub)
+	c.countSubject(sub)
+}
 
 // Send writes one message, bounded by ctx and the write timeout. A client
 // that does not take the message within the write timeout is disconnected

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -217,4 +219,79 @@ func FuzzOriginCheck(f *testing.F) {
 		}
 		t.Fatalf("admitted Origin %q for Host %q", origin, host)
 	})
+}
+
+// TestOriginPatternLabels checks that a wildcard stops at a label
+// boundary: "*example.com" would admit evilexample.com, so it is refused
+// at construction with an error naming it.
+func TestOriginPatternLabels(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		pattern string
+		ok      bool
+		admits  []string // Origins the pattern admits, for one that is accepted
+		refuses []string // Origins it does not
+	}{
+		{"*.example.com", true, []string{"https://a.example.com", "https://a.b.example.com"},
+			[]string{"https://evilexample.com", "https://example.com", "https://a.example.com.evil.example"}},
+		{"*.*.example.com", true, []string{"https://a.b.example.com"}, []string{"https://a.example.com"}},
+		{"app.example.com", true, []string{"https://app.example.com"}, []string{"https://evilapp.example.com"}},
+		{"my_app-1.example.com", true, []string{"https://my_app-1.example.com"}, nil},
+		{"localhost:*", true, []string{"http://localhost:3000"}, []string{"http://localhost"}},
+		{"127.0.0.1:8080", true, []string{"http://127.0.0.1:8080"}, []string{"http://127.0.0.1:8081"}},
+		{"https://*.example.com:8443", true, []string{"https://a.example.com:8443"}, []string{"http://a.example.com:8443"}},
+		{"*://app.example.com", true, []string{"http://app.example.com", "https://app.example.com"}, nil},
+		{`\[::1\]:8080`, true, []string{"http://[::1]:8080"}, []string{"http://[::2]:8080"}},
+		{`https://\[2001:db8::7\]`, true, []string{"https://[2001:db8::7]"}, []string{"http://[2001:db8::7]"}},
+
+		{"*example.com", false, nil, nil},
+		{"*-app.example.com", false, nil, nil},
+		{"app*.example.com", false, nil, nil},
+		{"app.*", false, nil, nil},
+		{"app.*.example.com", false, nil, nil},
+		{"app.example.*", false, nil, nil},
+		{"a?.example.com", false, nil, nil},
+		{"[a-z].example.com", false, nil, nil},
+		{`\a.example.com`, false, nil, nil},
+		{"example.com:8*", false, nil, nil},
+		{"example.com:", false, nil, nil},
+		{"example.com:123456", false, nil, nil},
+		{"http*://example.com", false, nil, nil},
+		{"1http://example.com", false, nil, nil},
+		{"example..com", false, nil, nil},
+		{"example.com.", false, nil, nil},
+		{"https://", false, nil, nil},
+		{":8080", false, nil, nil},
+		{"exa mple.com", false, nil, nil},
+		{`\[::1\]8080`, false, nil, nil},
+		{`\[127.0.0.1\]`, false, nil, nil},
+		{`\[fe80::1%eth0\]`, false, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			t.Parallel()
+			c, err := wsguard.NewOriginCheck([]string{"other.example.net", tt.pattern})
+			if !tt.ok {
+				if err == nil {
+					t.Fatalf("NewOriginCheck(%q): no error", tt.pattern)
+				}
+				if !strings.Contains(err.Error(), strconv.Quote(tt.pattern)) {
+					t.Errorf("error %q does not name the pattern", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("NewOriginCheck(%q): %v", tt.pattern, err)
+			}
+			for _, o := range append(tt.admits, tt.refuses...) {
+				r := guardRequest("198.51.100.7:1")
+				r.Host = "ws.example.org"
+				r.Header.Set("Origin", o)
+				want := slices.Contains(tt.admits, o)
+				if err := c.Check(r); (err == nil) != want {
+					t.Errorf("Check(%q) = %v, want admitted %v", o, err, want)
+				}
+			}
+		})
+	}
 }

@@ -63,9 +63,16 @@ return 0
 // crashed instance expire by themselves after the lease TTL. It fails open
 // by default. Refreshes run on a timer only while leases are held: no
 // goroutine is left behind.
+//
+// The counts of [Store.Conns] (clients are IP addresses) and of
+// [Store.SubjectConns] (clients are subjects) are apart: a connection
+// counted by both is one connection in each total, and a subject named
+// like an address is not that address.
 type Conns struct {
 	s        *Store
 	cfg      useConfig
+	scope    string // the hash tag of the keys: "{conns}" or "{subjects}"
+	use      string // in logs and store error events
 	ttl      time.Duration
 	instance string // prefix of this process's lease ids
 	next     atomic.Uint64
@@ -84,17 +91,36 @@ type lease struct {
 	ctx context.Context
 }
 
-// Conns returns the store's shared connection counts, with leases of
-// [DefaultLeaseTTL] (see [WithLeaseTTL]).
+// Conns returns the store's shared connection counts per client IP and in
+// all, for wsguard.WithConnStore, with leases of [DefaultLeaseTTL] (see
+// [WithLeaseTTL]).
 func (s *Store) Conns(opts ...UseOption) *Conns {
+	return s.conns("{conns}", UseConnCap, opts)
+}
+
+// SubjectConns returns the store's shared connection counts per
+// authenticated subject, for wsguard.NewSubjectConnLimit: a key space of
+// their own beside [Store.Conns], so that one Store serves both caps. Its
+// leases, fail mode and options are those of [Store.Conns]; its failures
+// are logged and reported as [UseSubjectConns].
+func (s *Store) SubjectConns(opts ...UseOption) *Conns {
+	return s.conns("{subjects}", UseSubjectConns, opts)
+}
+
+func (s *Store) conns(scope, use string, opts []UseOption) *Conns {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	cfg := newUseConfig("Conns", FailOpen, opts)
+	method := "Conns"
+	if use == UseSubjectConns {
+		method = "SubjectConns"
+	}
+	cfg := newUseConfig(method, FailOpen, opts)
 	ttl := cfg.leaseTTL
 	if ttl == 0 {
 		ttl = DefaultLeaseTTL
 	}
-	return &Conns{s: s, cfg: cfg, ttl: ttl, instance: hex.EncodeToString(b[:]), leases: make(map[string]lease)}
+	return &Conns{s: s, cfg: cfg, scope: scope, use: use, ttl: ttl,
+		instance: hex.EncodeToString(b[:]), leases: make(map[string]lease)}
 }
 
 // minLeaseTTL keeps a third of the TTL, the refresh period, at a
@@ -113,11 +139,17 @@ func WithLeaseTTL(d time.Duration) UseOption {
 	}
 }
 
-func (c *Conns) totalKey() string          { return c.s.prefix + "{conns}:total" }
-func (c *Conns) clientKey(k string) string { return c.s.prefix + "{conns}:client:" + k }
+// The keys share the scope's hash tag, so that a script touching both is
+// served by one Redis Cluster node.
+func (c *Conns) totalKey() string          { return c.s.prefix + c.scope + ":total" }
+func (c *Conns) clientKey(k string) string { return c.s.prefix + c.scope + ":client:" + k }
 
-// UseConnCap names the shared connection caps in logs and events.
-const UseConnCap = wsguard.LimitConnCap
+// UseConnCap and UseSubjectConns name the shared connection caps in logs
+// and events.
+const (
+	UseConnCap      = wsguard.LimitConnCap
+	UseSubjectConns = wsguard.LimitSubjectConns
+)
 
 // AcquireConn implements wsguard.ConnStore with one script call.
 func (c *Conns) AcquireConn(ctx context.Context, client string, maxTotal, maxClient int) (func(), error) {
@@ -127,7 +159,7 @@ func (c *Conns) AcquireConn(ctx context.Context, client string, maxTotal, maxCli
 	res, err := acquireScript.Run(cctx, c.s.c, []string{c.totalKey(), c.clientKey(client)},
 		c.ttl.Milliseconds(), maxTotal, maxClient, id).Int()
 	if err != nil {
-		c.s.failed(ctx, UseConnCap, c.cfg.mode, err)
+		c.s.failed(ctx, c.use, checked(c.cfg.mode), err)
 		if c.cfg.mode == FailOpen {
 			return func() {}, nil
 		}
@@ -169,8 +201,7 @@ func (c *Conns) release(id string) {
 		return nil
 	})
 	if err != nil {
-		// The lease expires by itself.
-		c.s.failed(ctx, UseConnCap, c.cfg.mode, err)
+		c.s.failed(ctx, c.use, actionNotFreed, err)
 	}
 }
 
@@ -199,7 +230,7 @@ func (c *Conns) refresh() {
 		}
 		ctx, cancel := c.s.ctx(lctx)
 		if err := refreshScript.Run(ctx, c.s.c, keys, args...).Err(); err != nil {
-			c.s.failed(ctx, UseConnCap, c.cfg.mode, err)
+			c.s.failed(ctx, c.use, actionNotRefreshed, err)
 		}
 		cancel()
 		ids, clients = ids[n:], clients[n:]

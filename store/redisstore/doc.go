@@ -13,8 +13,10 @@
 //		wsguard.WithHandshakeStore(st.Handshakes())) // shared handshake rate
 //
 // A cap per subject ([wsguard.SubjectConnLimit]) counts in a key space of
-// its own: a second Store over the same client with another prefix
-// ([WithPrefix]), whose Conns it is given.
+// its own, [Store.SubjectConns], so that a subject's connections are not
+// counted a second time in the total of [Store.Conns]:
+//
+//	lim := wsguard.NewSubjectConnLimit(3, st.SubjectConns())
 //
 // # When Redis is unreachable
 //

@@ -65,7 +65,7 @@ func (h *Handshakes) AllowHandshake(ctx context.Context, client string, perSecon
 	us, err := bucketScript.Run(cctx, h.s.c, []string{h.s.prefix + "handshakes:" + client},
 		strconv.FormatFloat(perSecond, 'g', -1, 64), burst).Int64()
 	if err != nil {
-		h.s.failed(ctx, UseHandshakeRate, h.cfg.mode, err)
+		h.s.failed(ctx, UseHandshakeRate, checked(h.cfg.mode), err)
 		if h.cfg.mode == FailOpen {
 			return 0, nil
 		}

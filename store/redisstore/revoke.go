@@ -52,7 +52,7 @@ func (r *Revoker) Revoked(ctx context.Context, p *auth.Principal) (bool, error) 
 	defer cancel()
 	n, err := r.s.c.Exists(cctx, keys...).Result()
 	if err != nil {
-		r.s.failed(ctx, UseRevocation, r.cfg.mode, err)
+		r.s.failed(ctx, UseRevocation, checked(r.cfg.mode), err)
 		if r.cfg.mode == FailOpen {
 			return false, nil
 		}

@@ -127,13 +127,25 @@ func newUseConfig(method string, def FailMode, opts []UseOption) useConfig {
 	return c
 }
 
-// failed logs and reports a failure to reach Redis for use, to the
-// logger and observer of the server ctx belongs to.
-func (s *Store) failed(ctx context.Context, use string, mode FailMode, err error) {
-	action := "refused"
+// What a use did about a failure to reach Redis, as its log line says.
+const (
+	actionAdmitted     = "admitted (fail open)"
+	actionRefused      = "refused (fail closed)"
+	actionNotFreed     = "lease not released: it counts until its TTL runs out"
+	actionNotRefreshed = "leases not refreshed: they lapse after their TTL unless a later refresh succeeds"
+)
+
+// checked returns what a check failing in mode did.
+func checked(mode FailMode) string {
 	if mode == FailOpen {
-		action = "admitted (fail open)"
+		return actionAdmitted
 	}
+	return actionRefused
+}
+
+// failed logs and reports a failure to reach Redis for use, saying what
+// was done about it.
+func (s *Store) failed(ctx context.Context, use, action string, err error) {
 	wsguard.LoggerFrom(ctx).LogAttrs(ctx, slog.LevelWarn, "redis store unreachable",
 		slog.String("use", use), slog.String("action", action), slog.String(errlog.KeyErr, err.Error()))
 	if o := wsguard.ObserverFrom(ctx); o != nil {
