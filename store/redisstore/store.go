@@ -106,7 +106,7 @@ func (s *Store) failed(ctx context.Context, use string, mode FailMode, err error
 		action = "admitted (fail open)"
 	}
 	s.log.LogAttrs(ctx, slog.LevelWarn, "redis store unreachable",
-		slog.String("use", use), slog.String("action", action), slog.String(errlog.KeyErr, err.Error()))
+		slog.String("use", use), slog.String("action", action), errlog.ErrAttr(err))
 	if s.obs != nil {
 		s.obs.Observe(ctx, wsguard.Event{Kind: wsguard.EventStoreError, Reason: use, Err: err})
 	}
