@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -74,20 +75,11 @@ func newServeConfig(h http.Handler, opts []ServeOption) serveConfig {
 func WithDrain(servers ...*Server) ServeOption {
 	return func(c *serveConfig) {
 		for _, s := range servers {
-			if s != nil && !containsServer(c.drain, s) {
+			if s != nil && !slices.Contains(c.drain, s) {
 				c.drain = append(c.drain, s)
 			}
 		}
 	}
-}
-
-func containsServer(list []*Server, s *Server) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // WithServeLogger sets the logger the http.Server writes its errors to
@@ -130,9 +122,9 @@ func WithHTTPServer(f func(*http.Server)) ServeOption {
 //   - the server's own errors (a panic serving a request, a failed Accept)
 //     are logged one escaped, bounded line each (see errlog.ErrAttr).
 //
-// A refused handshake ([Reject]) closes its connection, so an idle
-// keep-alive connection is one that was served a success. Change any
-// bound with [WithHTTPServer].
+// A handshake refused with [Reject], as every built-in guard refuses,
+// closes its connection at once; any other kept-alive connection waits at
+// most the keep-alive timeout. Change any bound with [WithHTTPServer].
 //
 // Shutdown of the returned server does not drain WebSocket connections:
 // net/http forgets a connection once it is hijacked. Use [Serve], or call
