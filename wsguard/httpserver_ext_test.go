@@ -199,29 +199,39 @@ func serveTest(t *testing.T, h http.Handler, opts ...wsguard.ServeOption) (addr 
 func TestServeBoundsIdleConnections(t *testing.T) {
 	t.Parallel()
 	const timeout = 300 * time.Millisecond
+	ws := wsguard.New(echoHandler(), wsguard.WithLogger(slog.New(slog.DiscardHandler)))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
-	addr, _ := serveTest(t, mux, wsguard.WithServeLogger(slog.New(slog.DiscardHandler)), wsguard.WithHTTPServer(func(hs *http.Server) {
+	mux.Handle("/ws", ws)
+	addr, _ := serveTest(t, mux, wsguard.WithDrain(ws), wsguard.WithHTTPServer(func(hs *http.Server) {
 		hs.ReadHeaderTimeout = timeout
 		hs.IdleTimeout = timeout
 	}))
 	for _, tc := range []struct {
 		name    string
-		request bool
+		path    string // "": no request
+		refused bool   // a refusal, which may close the connection at once
 	}{
-		{"no request at all", false},
-		{"kept alive after a request", true},
+		{"no request at all", "", false},
+		{"kept alive after a request", "/ok", false},
+		// The transport may write this refusal itself and keep the
+		// connection alive: the keep-alive timeout still ends it.
+		{"after a plain GET of the socket", "/ws", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := dialHTTP(t, addr)
-			if tc.request {
-				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/ok", nil)
-				if resp := c.do(t, req); resp.StatusCode != http.StatusOK || resp.Close {
+			if tc.path != "" {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+tc.path, nil)
+				resp := c.do(t, req)
+				switch {
+				case tc.refused && resp.StatusCode < 400:
+					t.Fatalf("status %d, want a refusal", resp.StatusCode)
+				case !tc.refused && (resp.StatusCode != http.StatusOK || resp.Close):
 					t.Fatalf("status %d, close %v: want a kept-alive 200", resp.StatusCode, resp.Close)
 				}
 			}
-			if d := c.closedWithin(t, 10*timeout); d < timeout/2 {
+			if d := c.closedWithin(t, 10*timeout); d < timeout/2 && !tc.refused {
 				t.Fatalf("closed after %v, before the %v timeout", d, timeout)
 			}
 		})
