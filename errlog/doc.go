@@ -8,10 +8,12 @@
 // error) goes to the log only.
 //
 // Logging is redacted by construction: secrets are carried in [Secret], which
-// logs as REDACTED, and strings supplied by a client are carried in
-// [Untrusted], which escapes control characters and bounds the length. The
-// [ReplaceAttr] function is a backstop for loggers built by this package: it
-// redacts attributes whose keys name credentials.
+// logs as REDACTED; strings supplied by a client are carried in [Untrusted],
+// which escapes control characters and cuts them to 256 bytes; an error's
+// text, which may quote what a client sent, is logged through [ErrAttr],
+// escaped the same way and cut to 4 KiB. The [ReplaceAttr] function is a
+// backstop for loggers built by this package: it redacts attributes whose
+// keys name credentials.
 //
 // errlog imports no other package of this module.
 package errlog

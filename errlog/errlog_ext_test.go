@@ -12,9 +12,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -239,4 +241,86 @@ func ExampleSecret() {
 	l.Info("verified", "token", errlog.Secret("eyJhbGciOi..."), "status", http.StatusOK)
 	fmt.Print(buf.String())
 	// Output: level=INFO msg=verified token=REDACTED status=200
+}
+
+// TestLogBoundsHostileErrorText logs errors whose text a client chose (a
+// transport quoting a 512 KiB header back): each is one line of bounded
+// size, with nothing in it that could start a line or garble a terminal.
+func TestLogBoundsHostileErrorText(t *testing.T) {
+	t.Parallel()
+	forged := "\n{\"level\":\"ERROR\",\"msg\":\"forged\"}\r\n"
+	for _, tc := range []struct {
+		name   string
+		detail string
+		want   string // the err attribute, when short enough to pin
+	}{
+		{"512 KiB header", `invalid Sec-WebSocket-Key "` + strings.Repeat("A", 512<<10) + `"`, ""},
+		{"512 KiB of control characters", strings.Repeat("\x1b[2J\x00\n", 128<<10), ""},
+		{"forged line", "bad key" + forged, `protocol: bad key\n{"level":"ERROR","msg":"forged"}\r\n`},
+		{"invalid UTF-8", "bad\xff\xfe key", `protocol: bad\xff\xfe key`},
+		{"bidi override", "user \u202egnp.exe", `protocol: user \u202egnp.exe`},
+		{"printable kept", `origin "caf` + "\u00e9" + `" \x00`, `protocol: origin "caf` + "\u00e9" + `" \x00`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			l := errlog.NewLogger(&buf, slog.LevelDebug)
+			errlog.Log(context.Background(), l, "handshake rejected", errlog.NewError(errlog.Protocol, errors.New(tc.detail)))
+			out := buf.Bytes()
+			if n := bytes.Count(out, []byte("\n")); n != 1 || out[len(out)-1] != '\n' {
+				t.Fatalf("one error wrote %d line breaks", n)
+			}
+			// 4 KiB of the error, each byte escaped to at most 4, and
+			// the rest of the line.
+			if len(out) > 4*(4<<10)+512 {
+				t.Fatalf("one error wrote a %d-byte line", len(out))
+			}
+			var line map[string]any
+			if err := json.Unmarshal(out, &line); err != nil {
+				t.Fatal(err)
+			}
+			got := line[errlog.KeyErr].(string)
+			if tc.want != "" && got != tc.want {
+				t.Fatalf("err = %q, want %q", got, tc.want)
+			}
+			if len(tc.detail) > 4<<10 && !strings.HasSuffix(got, "...") {
+				t.Fatalf("err of %d bytes not cut and marked: %d bytes", len(tc.detail), len(got))
+			}
+			for _, r := range got {
+				if r == utf8.RuneError || !strconv.IsPrint(r) {
+					t.Fatalf("err keeps %U: %q", r, got)
+				}
+			}
+		})
+	}
+}
+
+// TestErrAttrEscapesForEveryHandler checks the escaping is the attribute's
+// own, not the JSON handler's: a text handler, or any other, gets the same
+// bounded value.
+func TestErrAttrEscapesForEveryHandler(t *testing.T) {
+	t.Parallel()
+	a := errlog.ErrAttr(errors.New("a\nb\xff" + strings.Repeat("x", 5000)))
+	got := a.Value.Resolve().String()
+	if a.Key != errlog.KeyErr || !strings.HasPrefix(got, `a\nb\xffxxx`) || !strings.HasSuffix(got, "...") || len(got) != 4<<10+1+3+3 {
+		t.Fatalf("%s = %q (%d bytes)", a.Key, got, len(got))
+	}
+	if got := errlog.ErrAttr(nil).Value.Resolve().String(); got != "<nil>" {
+		t.Fatalf("nil error logs as %q", got)
+	}
+}
+
+// TestLogNilError: a nil error is a caller's mistake; it is logged, once,
+// at the level of internal errors, instead of panicking on err.Error().
+func TestLogNilError(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	errlog.Log(context.Background(), errlog.NewLogger(&buf, slog.LevelDebug), "connection closed", nil, slog.Int(errlog.KeyClose, 1011))
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %q", err, buf.String())
+	}
+	if line["level"] != "ERROR" || line[errlog.KeyCode] != "internal" || line[errlog.KeyErr] != "internal: errlog.Log called with a nil error" || line[errlog.KeyClose] != float64(1011) {
+		t.Fatalf("line %v", line)
+	}
 }

@@ -2,11 +2,13 @@ package errlog
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Attribute keys of the log lines written by this module.
@@ -25,19 +27,100 @@ const (
 )
 
 // Log writes one line for err at the level of its code, with the code, the
-// internal detail and the given attributes. A nil logger means
-// slog.Default().
+// internal detail as [ErrAttr] bounds it, and the given attributes. A nil
+// logger means slog.Default().
+//
+// A nil err is a caller's mistake, not a success to stay quiet about: the
+// line is written at the level of [Internal], with the err attribute
+// "errlog.Log called with a nil error".
 func Log(ctx context.Context, l *slog.Logger, msg string, err error, attrs ...slog.Attr) {
 	l = OrDefault(l)
+	if err == nil {
+		err = NewError(Internal, errNilError)
+	}
 	c := CodeOf(err)
 	if !l.Enabled(ctx, c.Level()) {
 		return
 	}
 	all := make([]slog.Attr, 0, len(attrs)+2)
-	all = append(all, slog.String(KeyCode, c.String()), slog.String(KeyErr, err.Error()))
+	all = append(all, slog.String(KeyCode, c.String()), ErrAttr(err))
 	all = append(all, attrs...)
 	l.LogAttrs(ctx, c.Level(), msg, all...)
 }
+
+var errNilError = errors.New("errlog.Log called with a nil error")
+
+// maxErrText bounds the err attribute. It is larger than the bound of an
+// [Untrusted] string because an error's text chains the detail of every
+// layer it went through, and a recovered panic's carries its stack, which
+// must reach the frame that panicked.
+const maxErrText = 4 << 10
+
+// ErrAttr returns the attribute [KeyErr] for err. Error texts often carry
+// client bytes (a transport quotes the header it refused), so the text is
+// cut to its first 4 KiB, marked "..." when cut, and control characters,
+// other non-printable runes and invalid UTF-8 in it are escaped as in a Go
+// string literal: one error is one bounded line whatever the client sent.
+// Quotes and backslashes are kept, so that detail already quoted with
+// [Escape] reads the same. The text is built only when a handler formats
+// the line. A nil err logs as "<nil>".
+func ErrAttr(err error) slog.Attr {
+	return slog.Any(KeyErr, errText{err})
+}
+
+// errText is an error as the err attribute logs it.
+type errText struct{ err error }
+
+// LogValue implements slog.LogValuer.
+func (e errText) LogValue() slog.Value {
+	if e.err == nil {
+		return slog.StringValue("<nil>")
+	}
+	return slog.StringValue(escapeText(e.err.Error(), maxErrText))
+}
+
+// escapeText cuts s to n bytes and escapes what could forge or garble a log
+// line: control characters, non-printable runes and invalid UTF-8.
+func escapeText(s string, n int) string {
+	cut := len(s) > n
+	if cut {
+		s = s[:n]
+	}
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		if cut {
+			return s + "..."
+		}
+		return s
+	}
+	b := make([]byte, 0, len(s)+16)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\x`...)
+			b = append(b, hexDigits[s[i]>>4], hexDigits[s[i]&0xf])
+		case !strconv.IsPrint(r):
+			q := strconv.AppendQuoteRune(nil, r)
+			b = append(b, q[1:len(q)-1]...)
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	if cut {
+		b = append(b, "..."...)
+	}
+	return string(b)
+}
+
+const hexDigits = "0123456789abcdef"
 
 // OrDefault returns l, or slog.Default() when l is nil.
 func OrDefault(l *slog.Logger) *slog.Logger {

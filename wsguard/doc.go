@@ -5,7 +5,10 @@
 // check, per-IP handshake rate and connection caps, compression off, a 32 KiB
 // read limit, UTF-8 checks on text messages, a per-connection message rate,
 // keepalive pings with an idle timeout, a write timeout for slow clients,
-// panic recovery, and graceful draining with [Server.Shutdown].
+// panic recovery, and graceful draining with [Server.Shutdown]. [Serve]
+// and [ListenAndServe] run it on an http.Server whose timeouts and header
+// bound keep idle, slow and refused clients from holding sockets, and wait
+// for the drain when they stop.
 //
 // There are two levels of middleware, both plain functions. Before the
 // upgrade, guards are func(http.Handler) http.Handler ([OriginCheck],

@@ -391,8 +391,8 @@ func TestRefusedHandshakeAnswersWithTheTableText(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadRequest || string(body) != "protocol error" {
-				t.Fatalf("%d %q, want 400 \"protocol error\"", resp.StatusCode, body)
+			if resp.StatusCode != http.StatusBadRequest || string(body) != "protocol error" || !resp.Close {
+				t.Fatalf("%d %q (close %v), want 400 \"protocol error\" and Connection: close", resp.StatusCode, body, resp.Close)
 			}
 			lines := ts.Logs.Find(t, "handshake rejected")
 			if len(lines) != 1 || lines[0]["code"] != "protocol" {

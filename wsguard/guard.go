@@ -48,6 +48,12 @@ func WithGuardClock(now func() time.Time) GuardOption {
 // An error carrying a retry delay ([RetryAfter]) adds a Retry-After header;
 // an errlog.Unauthenticated error adds WWW-Authenticate as RFC 6750 asks.
 //
+// A refusal closes an HTTP/1.x connection (Connection: close, which
+// net/http honours once the response is written): a refused client has no
+// next request the server wants, and a kept-alive connection would hold a
+// file descriptor that no connection cap counts. On HTTP/2 the refusal
+// ends its stream only, as the header means nothing there.
+//
 // The log line carries the client IP ([ClientIP]), the status, the path and
 // the Origin and User-Agent escaped as errlog.Untrusted. Other headers, the
 // query string and cookies are never logged because they may carry
@@ -82,6 +88,9 @@ func Reject(w http.ResponseWriter, r *http.Request, l *slog.Logger, err error) {
 	}
 	if code == errlog.Unauthenticated {
 		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	if r.ProtoMajor == 1 {
+		h.Set("Connection", "close")
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

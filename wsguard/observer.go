@@ -184,7 +184,7 @@ func LogObserver(l *slog.Logger, level slog.Level) Observer {
 			attrs = append(attrs, slog.String(errlog.KeyReason, e.Reason))
 		}
 		if e.Err != nil {
-			attrs = append(attrs, slog.String(errlog.KeyErr, e.Err.Error()))
+			attrs = append(attrs, errlog.ErrAttr(e.Err))
 		}
 		l.LogAttrs(ctx, level, "wsguard event", attrs...)
 	})

@@ -243,8 +243,13 @@ func (s *Server) unregister(c *Conn) {
 // Shutdown stops accepting upgrades (new handshakes get 503), closes every
 // open connection with 1001 and waits for their loops to end. When ctx ends
 // first, the remaining connections are dropped without a close handshake
-// and ctx's error is returned. Wire it to http.Server.RegisterOnShutdown or
-// call it before http.Server.Shutdown.
+// and ctx's error is returned.
+//
+// http.Server.Shutdown does not wait for hijacked connections, and a
+// function given to http.Server.RegisterOnShutdown runs without being
+// waited for either: a process that exits when http.Server.Shutdown
+// returns exits in the middle of the drain. [Serve] runs both and waits;
+// without it, wait for this method's return as well as the http.Server's.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true

@@ -18,18 +18,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/wsguard"
 )
 
 func main() {
@@ -59,31 +57,11 @@ func run(addr string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           a,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	log.Info("chat is listening", "url", "http://"+ln.Addr().String()+"/")
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	// Close the sockets first (1001, which the page answers by
-	// reconnecting), then the HTTP server.
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	werr := a.Shutdown(sctx)
-	herr := srv.Shutdown(sctx)
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return errors.Join(werr, herr)
+	// Serve bounds every HTTP connection's life and, on a signal, closes
+	// the sockets (1001, which the page answers by reconnecting, to a
+	// listener already closed) and returns once they are all closed.
+	return wsguard.Serve(ctx, ln, a, wsguard.WithDrain(a.ws))
 }

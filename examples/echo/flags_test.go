@@ -19,7 +19,7 @@ func TestBadFlagsAreErrors(t *testing.T) {
 		{[]string{"-max-conns-per-ip", "0"}, "wsguard: WithMaxConns(10000, 0): both caps must be >= 1"},
 		{[]string{"-idle-timeout", "-1s"}, "wsguard: WithIdleTimeout(-1s): must be >= 0 (0: no idle timeout)"},
 		{[]string{"-ping-interval", "-1s"}, "wsguard: WithPingInterval(-1s): must be >= 0 (0: no pings)"},
-		{[]string{"-origins", "*"}, `wsguard: WithOrigins("*"): origin pattern "*" admits unrelated sites such as "wsguard-probe.invalid"`},
+		{[]string{"-origins", "*"}, `wsguard: WithOrigins("*"): origin pattern "*": the host has no label without a wildcard`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args[0], func(t *testing.T) {

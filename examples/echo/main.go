@@ -7,13 +7,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -128,47 +126,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "echo: metrics at http://%s/metrics\n", addr)
 		extra = append(extra, wsguard.WithObserver(obs))
 	}
-	return serve(ctx, c.addr, newServer(c, logger, extra...), c.shutdownTimeout, stdout, logger)
-}
-
-func serve(ctx context.Context, addr string, ws *wsguard.Server, shutdownTimeout time.Duration, stdout io.Writer, logger *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
+	ws := newServer(c, logger, extra...)
+	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{
-		Handler:           ws,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	drained := make(chan error, 1)
-	// http.Server.Shutdown does not track hijacked connections: the
-	// WebSocket server drains its own.
-	hs.RegisterOnShutdown(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		drained <- ws.Shutdown(ctx)
-	})
-
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "echo: listening on ws://%s/\n", ln.Addr())
-
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-drained; err != nil {
-		logger.Warn("dropped connections that did not close in time", "err", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// Serve bounds every HTTP connection's life and, when ctx ends,
+	// returns only once the WebSocket connections are drained.
+	return wsguard.Serve(ctx, ln, ws, wsguard.WithShutdownTimeout(c.shutdownTimeout))
 }

@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -237,5 +241,74 @@ func TestMetrics(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("metrics lack some of %q:\n%s", want, b)
 		}
+	}
+}
+
+// TestRefusedClientsHoldNoSockets is the keep-alive flood: many
+// connections from one client IP, each refused once (over the per-IP cap,
+// or with a 512 KiB header), are all closed by the server at once instead
+// of staying open beside the one connection the cap allows.
+func TestRefusedClientsHoldNoSockets(t *testing.T) {
+	t.Parallel()
+	srv := startEcho(t, "-max-conns-per-ip", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	held, _, err := websocket.Dial(ctx, srv.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.CloseNow()
+	u, err := url.Parse(srv.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		status int
+	}{
+		{"over the per-IP cap", nil, http.StatusTooManyRequests},
+		{"512 KiB header", http.Header{"Sec-Websocket-Key": {strings.Repeat("A", 512<<10)}}, http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			for range 10 {
+				wg.Go(func() {
+					nc, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer nc.Close()
+					_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+					req := wstest.UpgradeRequest(u, tc.header)
+					// The server stops reading a header block at its
+					// bound: write the rest in the background.
+					written := make(chan struct{})
+					go func() {
+						defer close(written)
+						_ = req.Write(nc)
+					}()
+					defer func() { nc.Close(); <-written }()
+					br := bufio.NewReader(nc)
+					resp, err := http.ReadResponse(br, req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != tc.status {
+						t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
+						return
+					}
+					_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+					if _, err := br.ReadByte(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+						t.Errorf("after a %d the connection is still open: %v", tc.status, err)
+					}
+				})
+			}
+			wg.Wait()
+		})
 	}
 }

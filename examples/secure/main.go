@@ -33,7 +33,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -270,7 +269,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
-	return serve(ctx, ln, h, ws, c.shutdownTimeout, c.logger)
+	// Serve bounds every HTTP connection's life and, when ctx ends,
+	// returns only once the WebSocket connections are drained.
+	return wsguard.Serve(ctx, ln, h, wsguard.WithDrain(ws), wsguard.WithShutdownTimeout(c.shutdownTimeout))
 }
 
 // printDemo prints a token valid with the made-up key, and how to use it.
@@ -289,42 +290,5 @@ func printDemo(stdout io.Writer, c config, url string) error {
 		secretEnv, string(tok))
 	fmt.Fprintf(stdout, "secure: try it from the repository root (type lines, Ctrl-D to quit): go run ./examples/secure/client -url %s -token %s\n", url, string(tok))
 	fmt.Fprintf(stdout, "secure: or with websocat: websocat -H 'Authorization: Bearer %s' %s\n", string(tok), url)
-	return nil
-}
-
-func serve(ctx context.Context, ln net.Listener, h http.Handler, ws *wsguard.Server, shutdownTimeout time.Duration, logger *slog.Logger) error {
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	drained := make(chan error, 1)
-	// http.Server.Shutdown does not track hijacked connections: the
-	// WebSocket server drains its own.
-	hs.RegisterOnShutdown(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		drained <- ws.Shutdown(ctx)
-	})
-
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-drained; err != nil {
-		logger.Warn("dropped connections that did not close in time", "err", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
 	return nil
 }

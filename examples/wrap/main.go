@@ -27,7 +27,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -145,27 +144,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "wrap: %s is not set; this run signs with a random key. Try it from the repository root (type lines, Ctrl-D to quit):\n", secretEnv)
 		fmt.Fprintf(stdout, "go run ./examples/secure/client -url %s -token %s\n", url, string(tok))
 	}
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(c.logger.Handler(), slog.LevelWarn),
-	}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	// Hijacked connections are the legacy handler's: http.Server.Shutdown
-	// neither tracks nor closes them, and they end with the process.
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// Serve bounds every HTTP connection's life, so that refused and idle
+	// clients do not keep sockets open. The upgraded connections are the
+	// legacy handler's: net/http forgets them once hijacked, nothing drains
+	// them, and they end with the process.
+	return wsguard.Serve(ctx, ln, h, wsguard.WithServeLogger(c.logger))
 }

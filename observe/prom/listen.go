@@ -11,13 +11,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/wsguard"
 )
 
 // Listen serves the metrics of g at /metrics on addr, a listener of its
 // own so that it can stay off the public network the sockets face. It
 // returns the address it listens on and a stop function that shuts the
-// listener down. A nil logger means slog.Default().
+// listener down. Its connections are bounded as [wsguard.NewHTTPServer]
+// bounds them. A nil logger means slog.Default().
 func Listen(addr string, g prometheus.Gatherer, logger *slog.Logger) (net.Addr, func(), error) {
 	if g == nil {
 		return nil, nil, errors.New("prom: Listen(addr, nil, ...): needs a prometheus.Gatherer")
@@ -28,11 +29,7 @@ func Listen(addr string, g prometheus.Gatherer, logger *slog.Logger) (net.Addr, 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	hs := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(errlog.OrDefault(logger).Handler(), slog.LevelWarn),
-	}
+	hs := wsguard.NewHTTPServer(mux, wsguard.WithServeLogger(logger))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -147,7 +147,7 @@ func checked(mode FailMode) string {
 // was done about it.
 func (s *Store) failed(ctx context.Context, use, action string, err error) {
 	wsguard.LoggerFrom(ctx).LogAttrs(ctx, slog.LevelWarn, "redis store unreachable",
-		slog.String("use", use), slog.String("action", action), slog.String(errlog.KeyErr, err.Error()))
+		slog.String("use", use), slog.String("action", action), errlog.ErrAttr(err))
 	if o := wsguard.ObserverFrom(ctx); o != nil {
 		o.Observe(ctx, wsguard.Event{Kind: wsguard.EventStoreError, Reason: use, Err: err})
 	}
