@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,11 +239,25 @@ func (ss *session) renew(p *Principal) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.principal.Store(p)
-	ss.until.Store(p.Expiry.Add(o.v.cfg.leeway).UnixNano())
+	ss.until.Store(unixNano(p.Expiry.Add(o.v.cfg.leeway)))
 	if o.cfg.revoker != nil {
 		ss.nextCheck = o.v.cfg.now().Add(o.cfg.revokeEvery)
 	}
 	ss.scheduleLocked()
+}
+
+// lastNano is the last instant whose Unix nanoseconds an int64 holds, in
+// the year 2262.
+var lastNano = time.Unix(0, math.MaxInt64)
+
+// unixNano returns t in Unix nanoseconds, or the largest int64 for an
+// instant after lastNano: the verifier accepts an exp up to the end of
+// the year 9999, where time.Time.UnixNano overflows to a date in the past.
+func unixNano(t time.Time) int64 {
+	if t.After(lastNano) {
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // scheduleLocked sets the timer to the next expiry or revocation check.

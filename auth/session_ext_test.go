@@ -360,3 +360,52 @@ func TestSessionRevocation(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionFarExpiry holds a connection whose token expires at the last
+// second the verifier accepts (9999-12-31T23:59:59Z), far past what
+// nanoseconds since 1970 in an int64 can count: it must stay open.
+func TestSessionFarExpiry(t *testing.T) {
+	t.Parallel()
+	far := time.Unix(253402300799, 0)
+	tests := []struct {
+		name  string
+		first bool
+	}{
+		{"handshake token", false},
+		{"first-message token", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := start(t, hsVerifier(t), []auth.Option{auth.WithFirstMessage(0)})
+			tok := mint(t, auth.Claims{Subject: "alice", Expiry: far})
+			var c *websocket.Conn
+			if tt.first {
+				c = dial(t, h.url, nil)
+				write(t, c, string(tok))
+			} else {
+				c = dial(t, h.url, bearer(tok))
+			}
+			if got := read(t, c); got != "Authenticated!" {
+				t.Fatalf("greeting %q", got)
+			}
+			write(t, c, "hello")
+			if got := read(t, c); got != "Server received: hello" {
+				t.Fatalf("echo %q", got)
+			}
+			write(t, c, `{"type":"refresh","token":"`+string(tok)+`"}`)
+			var ack struct {
+				Type string `json:"type"`
+				Exp  int64  `json:"exp"`
+			}
+			if err := json.Unmarshal([]byte(read(t, c)), &ack); err != nil || ack.Type != "refreshed" || ack.Exp != far.Unix() {
+				t.Fatalf("ack %+v, %v", ack, err)
+			}
+			write(t, c, "still here")
+			if got := read(t, c); got != "Server received: still here" {
+				t.Fatalf("echo %q", got)
+			}
+			_ = c.Close(websocket.StatusNormalClosure, "")
+		})
+	}
+}
