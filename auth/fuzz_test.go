@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
@@ -72,19 +73,47 @@ func FuzzExtract(f *testing.F) {
 	})
 }
 
-// FuzzParseRefresh checks that only the exact refresh form yields a token.
-func FuzzParseRefresh(f *testing.F) {
+// FuzzRefreshMessage holds the recognition of refresh messages against
+// a full JSON decoding: a JSON object whose "type" is "refresh" is always
+// recognised, however it is spelled, nothing else valid is, and a token
+// comes out of exactly the object {"type":"refresh","token":<string>}.
+func FuzzRefreshMessage(f *testing.F) {
 	f.Add(`{"type":"refresh","token":"a.b.c"}`)
-	f.Add(`{"type":"refresh","token":"a\"}`)
-	f.Add(`{"type":"refresh","token":""}`)
-	f.Add(`{"type":"refresh", "token":"a.b.c"}`)
+	f.Add(`{"type": "refresh", "token": "a.b.c"}`)
+	f.Add(`{"token":"a.b.c","type":"refresh"}`)
+	f.Add(" \r\n\t{ \"type\" :\t\"refresh\" , \"token\":\"a.b.c\" } \n")
+	f.Add(`{"type":"\u0072efresh","token":"a.b.c"}`)
+	f.Add(`{"\u0074ype":"refres\u0068","token":"a.b.c"}`)
+	f.Add(`{"type":"chat","type":"refresh","token":"a.b.c"}`)
+	f.Add(`{"type":"refresh","token":"a.b.c","token":"d.e.f"}`)
+	f.Add(`{"type":"refresh","token":"a.b.c","id":1}`)
+	f.Add(`{"type":"refresh","token":7}`)
+	f.Add(`{"type":"refresh"}`)
+	f.Add(`{"type":"refresh","token":"a.b.c"} x`)
+	f.Add(`{"type":"refresh","token":"a.b.c"`)
+	f.Add(`{"data":{"type":"refresh","token":"a.b.c"}}`)
+	f.Add(`{"type":"refreshments","text":"caf\u00e9"}`)
+	f.Add(`["type","refresh"]`)
 	f.Fuzz(func(t *testing.T, data string) {
-		tok, ok := parseRefresh([]byte(data))
-		if !ok {
+		got := isRefresh([]byte(data))
+		var m map[string]any
+		if err := json.Unmarshal([]byte(data), &m); err == nil && m != nil {
+			if want := m["type"] == "refresh"; got != want {
+				t.Fatalf("isRefresh(%q) = %v, want %v", data, got, want)
+			}
+		}
+		if !got {
 			return
 		}
-		if string(refreshPrefix)+string(tok)+string(refreshSuffix) != data || strings.ContainsAny(string(tok), `"\`) {
-			t.Fatalf("parsed %q out of %q", string(tok), data)
+		tok, err := parseRefresh([]byte(data))
+		if err != nil {
+			if errlog.CodeOf(err) != errlog.Unauthenticated || errlog.TextOf(err) != textInvalid {
+				t.Fatalf("unclassified refusal of %q: %v", data, err)
+			}
+			return
+		}
+		if len(m) != 2 || m["type"] != "refresh" || m["token"] != string(tok) || tok == "" {
+			t.Fatalf("parsed token %q out of %q, decoded as %v", string(tok), data, m)
 		}
 	})
 }
