@@ -306,7 +306,8 @@ var dsigAlgorithms = map[string]string{
 // Verify checks t and returns whom it authenticates. ctx bounds a key-set
 // refresh of a JWKS verifier; a local key needs no I/O. A token verified
 // before is answered from the verified-token cache ([WithVerifiedCache])
-// with the same result a full verification would give.
+// with the same result a full verification would give, in a [Principal]
+// of the caller's own.
 func (v *Verifier) Verify(ctx context.Context, t Token) (*Principal, error) {
 	switch {
 	case t == "":
@@ -319,7 +320,7 @@ func (v *Verifier) Verify(ctx context.Context, t Token) (*Principal, error) {
 		key = tokenDigest(t)
 		if e := v.cache.get(key); e != nil {
 			if v.stillValid(e, v.cfg.now()) {
-				return e.p, nil
+				return e.p.clone(), nil
 			}
 			// Verify in full, for the error an uncached token gets.
 			v.cache.remove(e)
@@ -329,11 +330,12 @@ func (v *Verifier) Verify(ctx context.Context, t Token) (*Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v.cache != nil {
-		e.key = key
-		v.cache.put(e)
+	if v.cache == nil {
+		return e.p, nil
 	}
-	return e.p, nil
+	e.key = key
+	v.cache.put(e)
+	return e.p.clone(), nil
 }
 
 // verify checks t in full and returns what the cache needs of it.
