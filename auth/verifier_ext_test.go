@@ -539,3 +539,64 @@ func must2[A, B any](a A, b B, err error) (A, B) {
 	}
 	return a, b
 }
+
+// TestSubjectClaim verifies tokens that carry the subject in another
+// claim, as tutorials mint them: strings and integers, however large, are
+// subjects; any other value is refused with a log detail saying why.
+func TestSubjectClaim(t *testing.T) {
+	t.Parallel()
+	header := `{"alg":"HS256","typ":"JWT"}`
+	exp := fmt.Sprint(time.Now().Add(time.Hour).Unix())
+	tests := []struct {
+		name    string
+		claim   string // "" for the default
+		payload string // without exp, which is added
+		sub     string // the subject, when accepted
+		reason  string // else the log detail
+	}{
+		{"integer", "user_id", `"user_id":42`, "42", ""},
+		{"string", "user_id", `"user_id":"u-7"`, "u-7", ""},
+		{"negative integer", "user_id", `"user_id":-7`, "-7", ""},
+		{"minus zero", "user_id", `"user_id":-0`, "0", ""},
+		{"integer past 2^53", "user_id", `"user_id":9007199254740993`, "9007199254740993", ""},
+		{"integer past int64", "user_id", `"user_id":123456789012345678901234567890`, "123456789012345678901234567890", ""},
+		{"sub beside it is not the subject", "user_id", `"sub":"alice","user_id":42`, "42", ""},
+		{"sub", "sub", `"sub":"alice"`, "alice", ""},
+		{"fraction", "user_id", `"user_id":42.5`, "", `"user_id" is "42.5": the subject must be a string or an integer, not a number with a fraction or exponent`},
+		{"integral float", "user_id", `"user_id":42.0`, "", "not a number with a fraction or exponent"},
+		{"exponent", "user_id", `"user_id":4.2e1`, "", "not a number with a fraction or exponent"},
+		{"boolean", "user_id", `"user_id":true`, "", `"user_id" is a boolean`},
+		{"object", "user_id", `"user_id":{"id":42}`, "", `"user_id" is an object`},
+		{"array", "user_id", `"user_id":[42]`, "", `"user_id" is an array`},
+		{"null", "user_id", `"user_id":null`, "", `"user_id" is null`},
+		{"empty string", "user_id", `"user_id":""`, "", "empty subject"},
+		{"missing", "user_id", `"sub":"alice"`, "", `"user_id" is required`},
+		{"sub still a string", "user_id", `"sub":1,"user_id":42`, "", "malformed claims"},
+		{"duplicate", "user_id", `"user_id":1,"user_id":2`, "", "malformed claims"},
+		{"default needs sub", "", `"user_id":42`, "", `"sub" is required`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var opts []auth.VerifierOption
+			if tt.claim != "" {
+				opts = append(opts, auth.WithSubjectClaim(tt.claim))
+			}
+			tok := signed(header, `{`+tt.payload+`,"exp":`+exp+`}`)
+			p, err := hsVerifier(t, opts...).Verify(context.Background(), tok)
+			if tt.reason == "" {
+				if err != nil || p.Subject != tt.sub {
+					t.Fatalf("Verify = %+v, %v, want subject %q", p, err, tt.sub)
+				}
+				return
+			}
+			checkRefused(t, err, tok, "invalid token", tt.reason)
+		})
+	}
+	for _, name := range []string{"", "exp", "iss", "aud", "nbf", "iat", "jti"} {
+		if _, err := auth.NewVerifier(jwa.HS256(), secret, auth.WithSubjectClaim(name)); err == nil ||
+			!strings.Contains(err.Error(), "WithSubjectClaim") {
+			t.Errorf("WithSubjectClaim(%q): err = %v, want a refusal naming the option", name, err)
+		}
+	}
+}
