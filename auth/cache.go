@@ -46,7 +46,7 @@ const DefaultVerifiedCacheSize = 10_000
 // A hit returns a copy of the [Principal] the verification it remembers
 // made, so that no caller can change what the next one gets: for the
 // typical token, whose principal has no audience or private claims, one
-// allocation of about 150 bytes.
+// allocation of 128 bytes.
 func WithVerifiedCache(n int) VerifierOption {
 	return func(c *verifierConfig) { c.cacheSize = max(n, 0) }
 }
