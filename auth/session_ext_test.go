@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -530,5 +531,25 @@ func TestSessionRefreshTypeLookalikes(t *testing.T) {
 		if got := read(t, c); got != "Server received: "+msg {
 			t.Fatalf("sent %q, got %q", msg, got)
 		}
+	}
+}
+
+// TestSessionRefreshBinary sends a refresh message in a binary frame to a
+// server that takes binary messages: it is a refresh all the same, and
+// its token does not reach the handler.
+func TestSessionRefreshBinary(t *testing.T) {
+	t.Parallel()
+	h := start(t, hsVerifier(t), nil, wsguard.WithBinary())
+	c := dial(t, h.url, bearer(mint(t, valid("alice", time.Minute))))
+	read(t, c)
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg := `{"type": "refresh", "token": "` + string(mint(t, auth.Claims{Subject: "alice", Expiry: exp})) + `"}`
+	if err := c.Write(ctx, websocket.MessageBinary, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := read(t, c), fmt.Sprintf(`{"type":"refreshed","exp":%d}`, exp.Unix()); got != want {
+		t.Fatalf("reply %q, want %q", got, want)
 	}
 }
