@@ -43,8 +43,10 @@ const DefaultVerifiedCacheSize = 10_000
 //   - revocation is not cached: [Middleware] and [Sessions] ask the
 //     [Revoker] after every verification, hit or not.
 //
-// A hit returns the same [Principal] as the verification it remembers:
-// principals are immutable, and callers must not modify one.
+// A hit returns a copy of the [Principal] the verification it remembers
+// made, so that no caller can change what the next one gets: for the
+// typical token, whose principal has no audience or private claims, one
+// allocation of 128 bytes.
 func WithVerifiedCache(n int) VerifierOption {
 	return func(c *verifierConfig) { c.cacheSize = max(n, 0) }
 }

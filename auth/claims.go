@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -135,6 +136,67 @@ func decodeClaims(data []byte) (*claims, error) {
 	}
 	c.exp, c.nbf, c.iat = dateOf(c.Expiry), dateOf(c.NotBefore), dateOf(c.IssuedAt)
 	return c, nil
+}
+
+// subjectClaim returns the subject a token's private claim name carries,
+// unset when the claim is absent. A string is read as decoded; a number
+// from the payload's text (data), which decodeClaims has found valid and
+// free of duplicate members, since a float64 holds integers exactly only
+// up to 2^53 and would make two users' IDs one subject.
+func subjectClaim(c *claims, data []byte, name string) (claim[string], error) {
+	switch v := c.Private[name].(type) {
+	case nil:
+		if _, ok := c.Private[name]; !ok {
+			return claim[string]{}, nil
+		}
+		return claim[string]{}, fmt.Errorf("%s is null: the subject must be a string or an integer", quote(name))
+	case string:
+		return claim[string]{v: v, set: true}, nil
+	case float64:
+		n, err := memberText(data, name)
+		if err != nil {
+			return claim[string]{}, err
+		}
+		if strings.ContainsAny(n, ".eE") {
+			return claim[string]{}, fmt.Errorf("%s is %s: the subject must be a string or an integer, not a number with a fraction or exponent",
+				quote(name), quote(n))
+		}
+		if n == "-0" {
+			n = "0"
+		}
+		return claim[string]{v: n, set: true}, nil
+	case bool:
+		return claim[string]{}, fmt.Errorf("%s is a boolean: the subject must be a string or an integer", quote(name))
+	case []any:
+		return claim[string]{}, fmt.Errorf("%s is an array: the subject must be a string or an integer", quote(name))
+	default:
+		return claim[string]{}, fmt.Errorf("%s is an object: the subject must be a string or an integer", quote(name))
+	}
+}
+
+// memberText returns the raw text of the top-level member name of the JSON
+// object data.
+func memberText(data []byte, name string) (string, error) {
+	d := jsontext.NewDecoder(bytes.NewReader(data))
+	if _, err := d.ReadToken(); err != nil {
+		return "", err
+	}
+	for d.PeekKind() == '"' {
+		n, err := d.ReadToken()
+		if err != nil {
+			return "", err
+		}
+		// A token is valid only until the next read.
+		found := n.String() == name
+		v, err := d.ReadValue()
+		if err != nil {
+			return "", err
+		}
+		if found {
+			return string(v), nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", quote(name))
 }
 
 // has reports whether the claim name is present.

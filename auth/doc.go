@@ -4,11 +4,18 @@
 // A [Verifier] checks tokens under a strict profile (the algorithm comes
 // from the key, compact form only, exp required, 5 s leeway, size capped
 // before parsing) with a static key ([NewVerifier]), a key set
-// ([NewKeySetVerifier]) or a remote JWKS ([NewJWKSVerifier]); signatures
-// and keys are github.com/lestrrat-go/jwx/v3's (and its dsig library's),
-// the claims are decoded strictly and checked here. It remembers the tokens it verified
-// ([WithVerifiedCache]), so that a reconnect storm of known tokens costs
-// no signature checks, without changing any answer.
+// ([NewKeySetVerifier]) or a remote JWKS ([NewJWKSVerifier]). With a
+// static key, the compact form is split, decoded and its header checked
+// here, and the signature verified with crypto/hmac for HS256, HS384 and
+// HS512, and with github.com/lestrrat-go/dsig, the signature library under
+// jwx's jws package, for RS*, PS*, ES* and EdDSA; a key set or JWKS goes
+// through github.com/lestrrat-go/jwx/v3's jws, which picks the key by
+// kid. Differential fuzzing holds this path against jwx's own for every
+// algorithm family. The claims are decoded strictly and checked here, with
+// the subject taken from "sub" or another claim ([WithSubjectClaim]). It
+// remembers the tokens it verified ([WithVerifiedCache]), so that a
+// reconnect storm of known tokens costs no signature checks, without
+// changing any answer; each caller gets a [Principal] of its own.
 //
 // [Middleware] is HTTP middleware that takes the token from the
 // Authorization header, a "bearer.<jwt>" subprotocol entry, a cookie or
@@ -17,7 +24,14 @@
 // [Sessions] does the same for a wsguard.Server and adds what happens
 // after the upgrade: first-message authentication under a deadline,
 // closing at the token's expiry, in-band refresh for the same subject and
-// revocation ([Revoker], [MemoryRevoker]).
+// revocation ([Revoker], [MemoryRevoker]). A refresh is a JSON message of
+// the reserved type "refresh", recognised by parsing, however a client's
+// encoder spells it (see [Sessions]).
+//
+// Configuration mistakes fail at construction: the verifier constructors
+// return an error naming the option or key at fault, and [Middleware]
+// panics, as wsguard.New does, when given an option that only [Sessions]
+// can honour.
 //
 // Every failure is an errlog.Unauthenticated error: HTTP 401 with
 // WWW-Authenticate before the upgrade, close 4401 after it, with the

@@ -126,7 +126,10 @@ type jwksSource struct {
 // never used. A token naming a kid the set lacks causes one fetch, at most
 // once per cooldown ([WithJWKSRefresh]).
 func NewJWKSVerifier(ctx context.Context, url string, opts ...VerifierOption) (*Verifier, error) {
-	cfg := newVerifierConfig(opts)
+	cfg, err := newVerifierConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	j := cfg.jwks
 	hc := http.Client{Timeout: j.timeout}
 	if j.client != nil {

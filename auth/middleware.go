@@ -32,6 +32,16 @@ type config struct {
 	revokeEvery  time.Duration
 	onAuth       func(context.Context, *wsguard.Conn, *Principal) error
 	logger       *slog.Logger
+	// sessionsOnly names the first option given that only [Sessions]
+	// can honour, for [Middleware] to refuse.
+	sessionsOnly string
+}
+
+// onlyForSessions records that an option needs a connection to act on.
+func (c *config) onlyForSessions(name string) {
+	if c.sessionsOnly == "" {
+		c.sessionsOnly = name
+	}
 }
 
 // WithCookie also takes the token from the cookie of the given name when
@@ -57,12 +67,15 @@ func InsecureQueryToken(param string) Option {
 // (at most the verifier's size cap), within timeout (non-positive:
 // [DefaultAuthTimeout]); past it the connection closes with 4408. With
 // [Middleware] alone, the handler is called without a principal and must
-// authenticate the client itself. An invalid token is refused either way.
+// authenticate the client itself; a positive timeout, which it cannot
+// enforce, makes Middleware panic. An invalid token is refused either
+// way.
 func WithFirstMessage(timeout time.Duration) Option {
 	return func(c *config) {
 		c.firstMessage = true
 		if timeout > 0 {
 			c.authTimeout = timeout
+			c.onlyForSessions("WithFirstMessage with a timeout")
 		}
 	}
 }
@@ -70,12 +83,15 @@ func WithFirstMessage(timeout time.Duration) Option {
 // WithRevoker checks tokens against r at the handshake, on each refresh
 // and, for open connections, every interval (non-positive:
 // [DefaultRevocationInterval]). A revoked token is refused as "invalid
-// token" (HTTP 401, close 4401).
+// token" (HTTP 401, close 4401). [Middleware] checks the handshake only:
+// give it a non-positive interval, as a positive one, which it cannot
+// honour, makes it panic.
 func WithRevoker(r Revoker, interval time.Duration) Option {
 	return func(c *config) {
 		c.revoker = r
 		if interval > 0 {
 			c.revokeEvery = interval
+			c.onlyForSessions("WithRevoker with an interval")
 		}
 	}
 }
@@ -83,9 +99,13 @@ func WithRevoker(r Revoker, interval time.Duration) Option {
 // OnAuthenticated calls f once a connection of [Sessions] is
 // authenticated, from the handshake's token or from its first message:
 // the place to greet the client. An error closes the connection as its
-// code says. [Middleware] alone, which sees no connection, never calls it.
+// code says. [Middleware], which sees no connection and could never call
+// it, panics when given it.
 func OnAuthenticated(f func(ctx context.Context, c *wsguard.Conn, p *Principal) error) Option {
-	return func(c *config) { c.onAuth = f }
+	return func(c *config) {
+		c.onAuth = f
+		c.onlyForSessions("OnAuthenticated")
+	}
 }
 
 // WithLogger sets the logger refused handshakes are logged to. Without it
@@ -115,8 +135,17 @@ func WithLogger(l *slog.Logger) Option {
 // the body "invalid token" or "token expired" (never the token), and
 // logged once with the reason. A missing token is let through only with
 // [WithFirstMessage].
+//
+// Middleware panics, at start-up as wsguard.New does, when given an option
+// only [Sessions] can honour, which it would otherwise drop without a
+// word: [OnAuthenticated], [WithFirstMessage] with a positive timeout and
+// [WithRevoker] with a positive interval.
 func Middleware(v *Verifier, opts ...Option) func(http.Handler) http.Handler {
-	return NewSessions(v, opts...).handshake
+	s := NewSessions(v, opts...)
+	if s.cfg.sessionsOnly != "" {
+		panic("auth: " + s.cfg.sessionsOnly + " applies to NewSessions only: Middleware sees no connection")
+	}
+	return s.handshake
 }
 
 func (s *Sessions) handshake(next http.Handler) http.Handler {

@@ -195,3 +195,41 @@ func TestMiddlewareInFrontOfGorilla(t *testing.T) {
 		t.Fatalf("body %q", b)
 	}
 }
+
+// TestMiddlewareRefusesSessionsOptions gives Middleware the options only
+// Sessions can honour: each makes it panic at construction, naming the
+// option, where it used to be dropped without a word; their zero forms,
+// which ask for nothing Middleware cannot do, are accepted.
+func TestMiddlewareRefusesSessionsOptions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		opt  auth.Option
+		want string // "" when accepted
+	}{
+		{"OnAuthenticated", auth.OnAuthenticated(greet), "OnAuthenticated applies to NewSessions only"},
+		{"first-message timeout", auth.WithFirstMessage(time.Second), "WithFirstMessage with a timeout applies to NewSessions only"},
+		{"revocation interval", auth.WithRevoker(auth.NewMemoryRevoker(), time.Minute), "WithRevoker with an interval applies to NewSessions only"},
+		{"first message, no timeout", auth.WithFirstMessage(0), ""},
+		{"revoker, no interval", auth.WithRevoker(auth.NewMemoryRevoker(), 0), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var got string
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						got = fmt.Sprint(r)
+					}
+				}()
+				auth.Middleware(hsVerifier(t), tt.opt)
+			}()
+			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+				t.Fatalf("panic %q, want one saying %q", got, tt.want)
+			}
+			// Sessions honours every one of them.
+			auth.NewSessions(hsVerifier(t), tt.opt)
+		})
+	}
+}

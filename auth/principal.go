@@ -2,11 +2,17 @@ package auth
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
-// Principal is whom a verified token authenticates. It is immutable: a
-// refresh replaces it.
+// Principal is whom a verified token authenticates. Every
+// [Verifier.Verify] returns a Principal of its own, down to its Audience
+// slice and Claims map, so that what one connection's code does to its
+// principal reaches no other connection presenting the same token, even
+// when the answer came from the verified-token cache. A connection's
+// principal is shared by its own handlers and replaced, not changed, by a
+// refresh: treat it as read-only.
 type Principal struct {
 	Subject  string    // sub, never empty
 	Issuer   string    // iss, or ""
@@ -29,6 +35,42 @@ func newPrincipal(c *claims) *Principal {
 		TokenID:  c.ID.v,
 		Claims:   c.Private,
 	}
+}
+
+// clone returns a copy of p that shares nothing mutable with it.
+func (p *Principal) clone() *Principal {
+	c := *p
+	if p.Audience != nil {
+		c.Audience = slices.Clone(p.Audience)
+	}
+	if p.Claims != nil {
+		c.Claims = cloneObject(p.Claims)
+	}
+	return &c
+}
+
+// cloneObject copies a JSON object decoded into any, with its nested
+// objects and arrays; strings, numbers, booleans and nulls are values.
+func cloneObject(m map[string]any) map[string]any {
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = cloneValue(v)
+	}
+	return c
+}
+
+func cloneValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return cloneObject(v)
+	case []any:
+		c := make([]any, len(v))
+		for i, e := range v {
+			c[i] = cloneValue(e)
+		}
+		return c
+	}
+	return v
 }
 
 type sessionKey struct{}

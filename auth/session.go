@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/wsguard/kit/errlog"
 	"github.com/wsguard/kit/wsguard"
@@ -37,18 +41,26 @@ import (
 //
 // # Refresh
 //
-// A client refreshes with the text message
+// A client refreshes with a message holding the JSON object
 //
-//	{"type":"refresh","token":"<jwt>"}
+//	{"type": "refresh", "token": "<jwt>"}
 //
-// written exactly so, as JSON.stringify({type: "refresh", token}) writes
-// it. The middleware consumes it and answers
+// in any spelling JSON allows: members in any order, any whitespace,
+// any escapes, as Python's json.dumps and JavaScript's JSON.stringify
+// write it. The middleware consumes it and answers
 //
 //	{"type":"refreshed","exp":<new exp, Unix seconds>}
 //
-// A message starting with {"type":"refresh", that is not exactly of this
-// form, or whose token fails verification or revocation, closes the
-// connection with 4401. Other messages go to the handler.
+// The type "refresh" is reserved: a text or binary message that is a JSON
+// object whose top-level "type" member is "refresh" never reaches the
+// handler, so an application cannot use that type for its own messages.
+// If such a message is not exactly this object (no token, a token that is
+// not a string, another member, a duplicate member, trailing bytes), or
+// its token fails verification or revocation or names another subject,
+// the connection closes with 4401; the token is never passed on, echoed
+// or logged. Other messages go to the handler; telling them apart costs
+// two scans of the message for the word refresh (or a \u escape that
+// could spell it), and a parse only when one is found.
 type Sessions struct {
 	v   *Verifier
 	cfg config
@@ -97,7 +109,7 @@ func (s *Sessions) middleware(next wsguard.Handler) wsguard.Handler {
 			// The timer closes the connection at this instant; a message
 			// read just before it acts must not be served either.
 			return s.expired(p)
-		case m.Type == wsguard.MessageText && bytes.HasPrefix(m.Data, refreshStart):
+		case isRefresh(m.Data):
 			return s.refresh(ctx, ss, c, m.Data, p)
 		}
 		return next.ServeMessage(ctx, c, m)
@@ -127,12 +139,14 @@ var (
 	errAuthTimeout = errors.New("no token within the authentication timeout")
 )
 
-// The refresh message is {"type":"refresh","token":"<jwt>"}, exactly.
-var (
-	refreshStart  = []byte(`{"type":"refresh",`)
-	refreshPrefix = []byte(`{"type":"refresh","token":"`)
-	refreshSuffix = []byte(`"}`)
-)
+// refreshType is the reserved type of a refresh message.
+const refreshType = "refresh"
+
+// refreshMessage is a refresh message, decoded.
+type refreshMessage struct {
+	Type  string `json:"type"`
+	Token string `json:"token"`
+}
 
 // refreshed answers a refresh.
 type refreshed struct {
@@ -140,18 +154,89 @@ type refreshed struct {
 	Exp  int64  `json:"exp"`
 }
 
-// parseRefresh returns the token of a refresh message. A JWT needs no
-// JSON escapes, so the exact form is all there is to read.
-func parseRefresh(data []byte) (Token, bool) {
-	rest, ok := bytes.CutPrefix(data, refreshPrefix)
-	if !ok {
-		return "", false
+var (
+	refreshWord = []byte(refreshType)
+	escapeStart = []byte(`\u00`)
+)
+
+// isRefresh reports whether data is a refresh message: a JSON object whose
+// top-level "type" member is the string "refresh", however spelled. An
+// object that is malformed after that member is still one, so that it is
+// refused instead of passed on with a token inside. Any such object holds
+// the bytes of the word refresh, or spells one of its letters with a \u
+// escape, \u006X or \u007X: a message with neither is told apart without
+// parsing or allocating, whatever other escapes it has (Python's
+// json.dumps escapes every non-ASCII character).
+func isRefresh(data []byte) bool {
+	data = bytes.TrimLeft(data, " \t\r\n")
+	if len(data) == 0 || data[0] != '{' || !mayNameRefresh(data) {
+		return false
 	}
-	tok, ok := bytes.CutSuffix(rest, refreshSuffix)
-	if !ok || bytes.ContainsAny(tok, `"\`) {
-		return "", false
+	return hasRefreshType(data)
+}
+
+// mayNameRefresh reports whether data holds the word refresh, or a \u
+// escape of a lower-case ASCII letter.
+func mayNameRefresh(data []byte) bool {
+	if bytes.Contains(data, refreshWord) {
+		return true
 	}
-	return Token(tok), true
+	for {
+		i := bytes.Index(data, escapeStart)
+		if i < 0 || i+len(escapeStart) >= len(data) {
+			return false
+		}
+		data = data[i+len(escapeStart):]
+		if data[0] == '6' || data[0] == '7' {
+			return true
+		}
+	}
+}
+
+// hasRefreshType reads the top level of the JSON object data up to a
+// "type" member whose value is "refresh". Duplicate names are let through
+// here, so that {"type":"chat","type":"refresh"} is found to be a refresh
+// message, which its strict decoding then refuses.
+func hasRefreshType(data []byte) bool {
+	d := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+		return false
+	}
+	for d.PeekKind() == '"' {
+		name, err := d.ReadToken()
+		if err != nil {
+			return false
+		}
+		if name.String() == "type" && d.PeekKind() == '"' {
+			v, err := d.ReadToken()
+			if err != nil {
+				return false
+			}
+			if v.String() == refreshType {
+				return true
+			}
+			continue
+		}
+		if d.SkipValue() != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// parseRefresh returns the token of a refresh message, decoded strictly:
+// json v2's defaults refuse duplicate members and invalid UTF-8, and no
+// member but type and token is allowed. The decoder's error names at most
+// a member, never a value, and is escaped and bounded for the log.
+func parseRefresh(data []byte) (Token, error) {
+	var m refreshMessage
+	if err := json.Unmarshal(data, &m, json.RejectUnknownMembers(true)); err != nil {
+		return "", invalidf("malformed refresh message", errors.New(errlog.Escape(err.Error())))
+	}
+	if m.Token == "" {
+		return "", invalidf("malformed refresh message", errors.New("no token"))
+	}
+	return Token(m.Token), nil
 }
 
 // session is one connection's authentication state. The handshake
@@ -215,9 +300,9 @@ func (s *Sessions) begin(ctx context.Context, ss *session, p *Principal) error {
 }
 
 func (s *Sessions) refresh(ctx context.Context, ss *session, c *wsguard.Conn, data []byte, old *Principal) error {
-	tok, ok := parseRefresh(data)
-	if !ok {
-		return invalidf("malformed refresh message", nil)
+	tok, err := parseRefresh(data)
+	if err != nil {
+		return err
 	}
 	p, err := s.verify(ctx, tok)
 	if err != nil {
@@ -242,11 +327,25 @@ func (ss *session) renew(p *Principal) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.principal.Store(p)
-	ss.until.Store(p.Expiry.Add(o.v.cfg.leeway).UnixNano())
+	ss.until.Store(unixNano(p.Expiry.Add(o.v.cfg.leeway)))
 	if o.cfg.revoker != nil {
 		ss.nextCheck = o.v.cfg.now().Add(o.cfg.revokeEvery)
 	}
 	ss.scheduleLocked()
+}
+
+// lastNano is the last instant whose Unix nanoseconds an int64 holds, in
+// the year 2262.
+var lastNano = time.Unix(0, math.MaxInt64)
+
+// unixNano returns t in Unix nanoseconds, or the largest int64 for an
+// instant after lastNano: the verifier accepts an exp up to the end of
+// the year 9999, where time.Time.UnixNano overflows to a date in the past.
+func unixNano(t time.Time) int64 {
+	if t.After(lastNano) {
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // scheduleLocked sets the timer to the next expiry or revocation check.

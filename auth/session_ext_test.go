@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,9 +249,9 @@ func TestSessionRefresh(t *testing.T) {
 			return refresh(must(auth.Sign(jwa.HS256(), []byte("another-secret-of-32-bytes-long!"),
 				auth.Claims{Subject: "alice", Expiry: start.Add(2 * time.Minute)})))
 		}, "invalid token"},
-		{"not the exact form", func(t *testing.T, start time.Time) string {
-			return `{"type":"refresh", "token":"` + string(mint(t, auth.Claims{Subject: "alice", Expiry: start.Add(2 * time.Minute)})) + `"}`
-		}, "invalid token"},
+		{"Python's spacing", func(t *testing.T, start time.Time) string {
+			return `{"type": "refresh", "token": "` + string(mint(t, auth.Claims{Subject: "alice", Expiry: start.Add(2 * time.Minute)})) + `"}`
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -359,4 +360,196 @@ func TestSessionRevocation(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSessionFarExpiry holds a connection whose token expires at the last
+// second the verifier accepts (9999-12-31T23:59:59Z), far past what
+// nanoseconds since 1970 in an int64 can count: it must stay open.
+func TestSessionFarExpiry(t *testing.T) {
+	t.Parallel()
+	far := time.Unix(253402300799, 0)
+	tests := []struct {
+		name  string
+		first bool
+	}{
+		{"handshake token", false},
+		{"first-message token", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := start(t, hsVerifier(t), []auth.Option{auth.WithFirstMessage(0)})
+			tok := mint(t, auth.Claims{Subject: "alice", Expiry: far})
+			var c *websocket.Conn
+			if tt.first {
+				c = dial(t, h.url, nil)
+				write(t, c, string(tok))
+			} else {
+				c = dial(t, h.url, bearer(tok))
+			}
+			if got := read(t, c); got != "Authenticated!" {
+				t.Fatalf("greeting %q", got)
+			}
+			write(t, c, "hello")
+			if got := read(t, c); got != "Server received: hello" {
+				t.Fatalf("echo %q", got)
+			}
+			write(t, c, `{"type":"refresh","token":"`+string(tok)+`"}`)
+			var ack struct {
+				Type string `json:"type"`
+				Exp  int64  `json:"exp"`
+			}
+			if err := json.Unmarshal([]byte(read(t, c)), &ack); err != nil || ack.Type != "refreshed" || ack.Exp != far.Unix() {
+				t.Fatalf("ack %+v, %v", ack, err)
+			}
+			write(t, c, "still here")
+			if got := read(t, c); got != "Server received: still here" {
+				t.Fatalf("echo %q", got)
+			}
+			_ = c.Close(websocket.StatusNormalClosure, "")
+		})
+	}
+}
+
+// TestSessionRefreshSpellings refreshes over a real socket with the JSON
+// real clients write: whatever the spelling, the session takes the new
+// token, and no refresh message, well-formed or not, reaches the
+// application or comes back in a reply.
+func TestSessionRefreshSpellings(t *testing.T) {
+	t.Parallel()
+	type object = map[string]any
+	tests := []struct {
+		name   string
+		msg    func(tok string) string
+		reason string // "" when the refresh succeeds, else the close reason
+	}{
+		{"exact", func(tok string) string { return `{"type":"refresh","token":"` + tok + `"}` }, ""},
+		{"Python json.dumps", func(tok string) string { return `{"type": "refresh", "token": "` + tok + `"}` }, ""},
+		{"JavaScript JSON.stringify, token first", func(tok string) string { return `{"token":"` + tok + `","type":"refresh"}` }, ""},
+		{"indented", func(tok string) string {
+			return "\n{\n  \"token\" : \"" + tok + "\",\r\n\t\"type\":\t\"refresh\"\n}\n"
+		}, ""},
+		{"escaped letters", func(tok string) string { return `{"\u0074ype":"r\u0065fresh","token":"` + tok + `"}` }, ""},
+		{"no token", func(string) string { return `{"type": "refresh"}` }, "invalid token"},
+		{"null token", func(string) string { return `{"type":"refresh","token":null}` }, "invalid token"},
+		{"token not a string", func(string) string { return `{"token": 42, "type": "refresh"}` }, "invalid token"},
+		{"token in an array", func(tok string) string { return `{"type":"refresh","token":["` + tok + `"]}` }, "invalid token"},
+		{"another member", func(tok string) string { return `{"type":"refresh","token":"` + tok + `","id":7}` }, "invalid token"},
+		{"duplicate type", func(tok string) string { return `{"type":"chat","type":"refresh","token":"` + tok + `"}` }, "invalid token"},
+		{"duplicate token", func(tok string) string {
+			return `{"type":"refresh","token":"` + tok + `","token":"` + tok + `"}`
+		}, "invalid token"},
+		{"trailing bytes", func(tok string) string { return `{"type":"refresh","token":"` + tok + `"} ok?` }, "invalid token"},
+		{"cut short", func(tok string) string { return `{"type":"refresh","token":"` + tok }, "invalid token"},
+		{"invalid token", func(tok string) string { return `{"type":"refresh","token":"` + tok + `x"}` }, "invalid token"},
+		{"another subject", func(string) string { return "" }, "invalid token"},
+	}
+	var seen sync.Mutex
+	var messages []string
+	app := wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+		seen.Lock()
+		messages = append(messages, string(m.Data))
+		seen.Unlock()
+		p, _ := auth.PrincipalFrom(ctx)
+		return c.SendJSON(ctx, object{"got": string(m.Data), "exp": p.Expiry.Unix()})
+	})
+	logs := &wstest.Logs{}
+	sessions := auth.NewSessions(hsVerifier(t), auth.WithLogger(logTo(logs)))
+	url := serve(t, wsguard.New(app, append(sessions.Options(), wsguard.WithLogger(logTo(logs)))...))
+	var tokens []string
+	for _, tt := range tests {
+		now := time.Now().Truncate(time.Second)
+		next := mint(t, auth.Claims{Subject: "alice", Expiry: now.Add(2 * time.Hour), ID: tt.name})
+		msg := tt.msg(string(next))
+		if tt.name == "another subject" {
+			next = mint(t, auth.Claims{Subject: "mallory", Expiry: now.Add(2 * time.Hour)})
+			msg = `{"type": "refresh", "token": "` + string(next) + `"}`
+		}
+		tokens = append(tokens, string(next))
+		t.Run(tt.name, func(t *testing.T) {
+			c := dial(t, url, bearer(mint(t, auth.Claims{Subject: "alice", Expiry: now.Add(time.Hour)})))
+			write(t, c, msg)
+			if tt.reason != "" {
+				code, reason, msgs := closeOf(t, c, 5*time.Second)
+				if code != 4401 || reason != tt.reason || len(msgs) != 0 {
+					t.Fatalf("closed %d %q after %q, want 4401 %q", code, reason, msgs, tt.reason)
+				}
+				return
+			}
+			var ack struct {
+				Type string `json:"type"`
+				Exp  int64  `json:"exp"`
+			}
+			if err := json.Unmarshal([]byte(read(t, c)), &ack); err != nil || ack.Type != "refreshed" ||
+				ack.Exp != now.Add(2*time.Hour).Unix() {
+				t.Fatalf("ack %+v, %v", ack, err)
+			}
+			// The application sees the new token's expiry, not the old.
+			write(t, c, "exp?")
+			var reply struct {
+				Got string `json:"got"`
+				Exp int64  `json:"exp"`
+			}
+			if err := json.Unmarshal([]byte(read(t, c)), &reply); err != nil || reply.Got != "exp?" ||
+				reply.Exp != now.Add(2*time.Hour).Unix() {
+				t.Fatalf("reply %+v, %v: the session was not extended", reply, err)
+			}
+			_ = c.Close(websocket.StatusNormalClosure, "")
+		})
+	}
+	seen.Lock()
+	defer seen.Unlock()
+	for _, m := range messages {
+		if m != "exp?" {
+			t.Errorf("the application got %q", m)
+		}
+	}
+	for _, tok := range tokens {
+		if strings.Contains(logs.String(), tok) {
+			t.Fatalf("a token is in the log:\n%s", logs)
+		}
+	}
+}
+
+// TestSessionRefreshTypeLookalikes sends messages that mention refresh
+// without being a refresh message: each reaches the application.
+func TestSessionRefreshTypeLookalikes(t *testing.T) {
+	t.Parallel()
+	h := start(t, hsVerifier(t), nil)
+	c := dial(t, h.url, bearer(mint(t, valid("alice", time.Hour))))
+	read(t, c)
+	for _, msg := range []string{
+		`{"type":"refreshments","token":"x"}`,
+		`{"type":"chat","text":"please refresh"}`,
+		`{"data":{"type":"refresh","note":"nested, the application's own"}}`,
+		`["type","refresh"]`,
+		`refresh`,
+		`{"type":"Refresh","token":"x"}`,
+		`{"type":"caf\u00e9","text":"\u00fcber"}`,
+	} {
+		write(t, c, msg)
+		if got := read(t, c); got != "Server received: "+msg {
+			t.Fatalf("sent %q, got %q", msg, got)
+		}
+	}
+}
+
+// TestSessionRefreshBinary sends a refresh message in a binary frame to a
+// server that takes binary messages: it is a refresh all the same, and
+// its token does not reach the handler.
+func TestSessionRefreshBinary(t *testing.T) {
+	t.Parallel()
+	h := start(t, hsVerifier(t), nil, wsguard.WithBinary())
+	c := dial(t, h.url, bearer(mint(t, valid("alice", time.Minute))))
+	read(t, c)
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg := `{"type": "refresh", "token": "` + string(mint(t, auth.Claims{Subject: "alice", Expiry: exp})) + `"}`
+	if err := c.Write(ctx, websocket.MessageBinary, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := read(t, c), fmt.Sprintf(`{"type":"refreshed","exp":%d}`, exp.Unix()); got != want {
+		t.Fatalf("reply %q, want %q", got, want)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"strings"
@@ -538,4 +539,187 @@ func must2[A, B any](a A, b B, err error) (A, B) {
 		panic(err)
 	}
 	return a, b
+}
+
+// TestSubjectClaim verifies tokens that carry the subject in another
+// claim, as tutorials mint them: strings and integers, however large, are
+// subjects; any other value is refused with a log detail saying why.
+func TestSubjectClaim(t *testing.T) {
+	t.Parallel()
+	header := `{"alg":"HS256","typ":"JWT"}`
+	exp := fmt.Sprint(time.Now().Add(time.Hour).Unix())
+	tests := []struct {
+		name    string
+		claim   string // "" for the default
+		payload string // without exp, which is added
+		sub     string // the subject, when accepted
+		reason  string // else the log detail
+	}{
+		{"integer", "user_id", `"user_id":42`, "42", ""},
+		{"string", "user_id", `"user_id":"u-7"`, "u-7", ""},
+		{"negative integer", "user_id", `"user_id":-7`, "-7", ""},
+		{"minus zero", "user_id", `"user_id":-0`, "0", ""},
+		{"integer past 2^53", "user_id", `"user_id":9007199254740993`, "9007199254740993", ""},
+		{"integer past int64", "user_id", `"user_id":123456789012345678901234567890`, "123456789012345678901234567890", ""},
+		{"sub beside it is not the subject", "user_id", `"sub":"alice","user_id":42`, "42", ""},
+		{"sub", "sub", `"sub":"alice"`, "alice", ""},
+		{"fraction", "user_id", `"user_id":42.5`, "", `"user_id" is "42.5": the subject must be a string or an integer, not a number with a fraction or exponent`},
+		{"integral float", "user_id", `"user_id":42.0`, "", "not a number with a fraction or exponent"},
+		{"exponent", "user_id", `"user_id":4.2e1`, "", "not a number with a fraction or exponent"},
+		{"boolean", "user_id", `"user_id":true`, "", `"user_id" is a boolean`},
+		{"object", "user_id", `"user_id":{"id":42}`, "", `"user_id" is an object`},
+		{"array", "user_id", `"user_id":[42]`, "", `"user_id" is an array`},
+		{"null", "user_id", `"user_id":null`, "", `"user_id" is null`},
+		{"empty string", "user_id", `"user_id":""`, "", "empty subject"},
+		{"missing", "user_id", `"sub":"alice"`, "", `"user_id" is required`},
+		{"sub still a string", "user_id", `"sub":1,"user_id":42`, "", "malformed claims"},
+		{"duplicate", "user_id", `"user_id":1,"user_id":2`, "", "malformed claims"},
+		{"default needs sub", "", `"user_id":42`, "", `"sub" is required`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var opts []auth.VerifierOption
+			if tt.claim != "" {
+				opts = append(opts, auth.WithSubjectClaim(tt.claim))
+			}
+			tok := signed(header, `{`+tt.payload+`,"exp":`+exp+`}`)
+			p, err := hsVerifier(t, opts...).Verify(context.Background(), tok)
+			if tt.reason == "" {
+				if err != nil || p.Subject != tt.sub {
+					t.Fatalf("Verify = %+v, %v, want subject %q", p, err, tt.sub)
+				}
+				return
+			}
+			checkRefused(t, err, tok, "invalid token", tt.reason)
+		})
+	}
+	for _, name := range []string{"", "exp", "iss", "aud", "nbf", "iat", "jti"} {
+		if _, err := auth.NewVerifier(jwa.HS256(), secret, auth.WithSubjectClaim(name)); err == nil ||
+			!strings.Contains(err.Error(), "WithSubjectClaim") {
+			t.Errorf("WithSubjectClaim(%q): err = %v, want a refusal naming the option", name, err)
+		}
+	}
+}
+
+// algKeys is one supported algorithm with its key pair and another key
+// pair of the same kind, for the wrong-key case.
+type algKeys struct {
+	alg               jwa.SignatureAlgorithm
+	priv, pub, other  any
+	publicKeyAsSecret []byte // the public key's bytes, as an attacker would try them as an HMAC secret
+}
+
+// algorithmKeys returns every algorithm family with keys, made once.
+var algorithmKeys = sync.OnceValue(func() []algKeys {
+	rsa2 := must(rsa.GenerateKey(rand.Reader, 2048))
+	ec := func(c elliptic.Curve) (*ecdsa.PrivateKey, *ecdsa.PrivateKey) {
+		return must(ecdsa.GenerateKey(c, rand.Reader)), must(ecdsa.GenerateKey(c, rand.Reader))
+	}
+	p256, p256b := ec(elliptic.P256())
+	p384, p384b := ec(elliptic.P384())
+	p521, p521b := ec(elliptic.P521())
+	edPub, edPriv := must2(ed25519.GenerateKey(rand.Reader))
+	_, edOther := must2(ed25519.GenerateKey(rand.Reader))
+	der := func(pub any) []byte {
+		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: must(x509.MarshalPKIXPublicKey(pub))})
+	}
+	rsaPub := &rsaKey().PublicKey
+	hs := func(n int, c string) []byte { return bytes.Repeat([]byte(c), n) }
+	return []algKeys{
+		{jwa.HS256(), secret, secret, hs(32, "o"), nil},
+		{jwa.HS384(), hs(48, "k"), hs(48, "k"), hs(48, "o"), nil},
+		{jwa.HS512(), hs(64, "k"), hs(64, "k"), hs(64, "o"), nil},
+		{jwa.RS256(), rsaKey(), rsaPub, rsa2, der(rsaPub)},
+		{jwa.RS384(), rsaKey(), rsaPub, rsa2, der(rsaPub)},
+		{jwa.RS512(), rsaKey(), rsaPub, rsa2, der(rsaPub)},
+		{jwa.PS256(), rsaKey(), rsaPub, rsa2, der(rsaPub)},
+		{jwa.PS384(), rsaKey(), rsaPub, rsa2, der(rsaPub)},
+		{jwa.PS512(), rsaKey(), rsaPub, rsa2, der(rsaPub)},
+		{jwa.ES256(), p256, &p256.PublicKey, p256b, der(&p256.PublicKey)},
+		{jwa.ES384(), p384, &p384.PublicKey, p384b, der(&p384.PublicKey)},
+		{jwa.ES512(), p521, &p521.PublicKey, p521b, der(&p521.PublicKey)},
+		{jwa.EdDSA(), edPriv, edPub, edOther, []byte(edPub)},
+		{jwa.EdDSAEd25519(), edPriv, edPub, edOther, []byte(edPub)},
+	}
+})
+
+// retoken replaces part i (0 header, 1 payload, 2 signature) of tok with
+// the base64url encoding of b.
+func retoken(tok auth.Token, i int, b []byte) auth.Token {
+	parts := strings.Split(string(tok), ".")
+	parts[i] = base64.RawURLEncoding.EncodeToString(b)
+	return auth.Token(strings.Join(parts, "."))
+}
+
+// part returns part i of tok, decoded.
+func part(t *testing.T, tok auth.Token, i int) []byte {
+	t.Helper()
+	return must(base64.RawURLEncoding.DecodeString(strings.Split(string(tok), ".")[i]))
+}
+
+// TestVerifyRefusesForgeriesPerAlgorithm presents, to a verifier of each
+// supported algorithm, the forgeries an attacker builds from a good token
+// or from another key: every one is refused, with the reason in the
+// detail, before or at the signature.
+func TestVerifyRefusesForgeriesPerAlgorithm(t *testing.T) {
+	t.Parallel()
+	keys := algorithmKeys()
+	claims := valid("alice", time.Hour)
+	byName := map[string]algKeys{}
+	for _, k := range keys {
+		byName[k.alg.String()] = k
+	}
+	// The algorithm each family's verifier is offered instead: RS256 for
+	// HMAC and for PSS (the same RSA key under another padding), ES256 for
+	// RSA, EdDSA for ECDSA, ES256 for EdDSA.
+	swaps := map[string]string{"HS": "RS256", "PS": "RS256", "RS": "ES256", "ES": "EdDSA", "Ed": "ES256"}
+	type forgery struct {
+		name   string
+		tok    auth.Token
+		reason string
+	}
+	for _, k := range keys {
+		swap := byName[swaps[k.alg.String()[:2]]]
+		t.Run(k.alg.String(), func(t *testing.T) {
+			t.Parallel()
+			v := must(auth.NewVerifier(k.alg, k.pub, auth.WithVerifiedCache(0)))
+			good := must(auth.Sign(k.alg, k.priv, claims))
+			if p, err := v.Verify(context.Background(), good); err != nil || p.Subject != "alice" {
+				t.Fatalf("good token: %+v, %v", p, err)
+			}
+			header := string(part(t, good, 0))
+			sig := part(t, good, 2)
+			flipped := bytes.Clone(sig)
+			flipped[len(flipped)/2] ^= 0x01
+			swapped := must(auth.Sign(swap.alg, swap.priv, claims))
+			tests := []forgery{
+				{"wrong key", must(auth.Sign(k.alg, k.other, claims)), "bad signature"},
+				{"tampered header", retoken(good, 0, []byte(strings.Replace(header, `{`, `{"kid":"x",`, 1))), "bad signature"},
+				{"tampered payload", retoken(good, 1, part(t, must(auth.Sign(k.alg, k.other, valid("root", time.Hour))), 1)), "bad signature"},
+				{"tampered signature", retoken(good, 2, flipped), "bad signature"},
+				{"truncated signature", retoken(good, 2, sig[:len(sig)-1]), "bad signature"},
+				{"signature of another token", retoken(good, 2, part(t, must(auth.Sign(k.alg, k.priv, valid("bob", time.Hour))), 2)), "bad signature"},
+				{"another algorithm: " + swap.alg.String(), swapped, "algorithm not allowed"},
+				{"header relabelled over " + swap.alg.String() + "'s signature",
+					retoken(swapped, 0, []byte(`{"alg":"`+k.alg.String()+`","typ":"JWT"}`)), "bad signature"},
+				{"alg none", retoken(retoken(good, 0, []byte(`{"alg":"none","typ":"JWT"}`)), 2, []byte("x")), "unsigned token"},
+				{"alg none, no signature", auth.Token(strings.TrimSuffix(string(retoken(good, 0, []byte(`{"alg":"none"}`))), base64.RawURLEncoding.EncodeToString(sig))), "unsigned token"},
+			}
+			if k.publicKeyAsSecret != nil {
+				confused := must(auth.Sign(jwa.HS256(), k.publicKeyAsSecret, claims))
+				tests = append(tests,
+					forgery{"HS256 with the public key as the secret", confused, "algorithm not allowed"},
+					forgery{"HS256 with the public key, header relabelled",
+						retoken(confused, 0, []byte(`{"alg":"`+k.alg.String()+`","typ":"JWT"}`)), "bad signature"})
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					t.Parallel()
+					_, err := v.Verify(context.Background(), tt.tok)
+					checkRefused(t, err, tt.tok, "invalid token", tt.reason)
+				})
+			}
+		})
+	}
 }

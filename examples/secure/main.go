@@ -7,7 +7,10 @@
 //
 // Tokens are HS256 JWTs signed with WSGUARD_JWT_SECRET, with exp in the
 // future, nbf (if any) not in the future, a sub, and iss and aud when
-// -issuer and -audience are set. When WSGUARD_JWT_SECRET is unset the
+// -issuer and -audience are set. A token that carries its subject in
+// another claim, such as the {"user_id": 42, "exp": ...} of many
+// tutorials, is accepted with -subject-claim user_id: a string or an
+// integer there is the subject. When WSGUARD_JWT_SECRET is unset the
 // server makes up a key for the run and prints a demo token and a client
 // command on stdout.
 //
@@ -86,6 +89,7 @@ type config struct {
 	authTimeout     time.Duration
 	issuer          string
 	audience        string
+	subjectClaim    string
 	metricsAddr     string
 	redisAddr       string
 
@@ -113,6 +117,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.authTimeout, "auth-timeout", auth.DefaultAuthTimeout, "how long a client without a handshake token has to send it")
 	fs.StringVar(&c.issuer, "issuer", "", "required iss claim (none when empty)")
 	fs.StringVar(&c.audience, "audience", "", "required aud claim (none when empty)")
+	fs.StringVar(&c.subjectClaim, "subject-claim", "sub", "the claim that carries the subject, a string or an integer (e.g. user_id)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (off when empty)")
 	fs.StringVar(&c.redisAddr, "redis-addr", "", "Redis host:port (or Unix socket path) shared by all instances for revocations, connection caps and handshake rate (per instance when empty)")
 	if err := fs.Parse(args); err != nil {
@@ -156,7 +161,7 @@ func newServer(c config) (http.Handler, *wsguard.Server, error) {
 // newServerSessions is newServer also returning the sessions, whose
 // subjects a shared revocation closes.
 func newServerSessions(c config) (http.Handler, *wsguard.Server, *auth.Sessions, error) {
-	vopts := []auth.VerifierOption{auth.WithLeeway(c.leeway)}
+	vopts := []auth.VerifierOption{auth.WithLeeway(c.leeway), auth.WithSubjectClaim(c.subjectClaim)}
 	if c.issuer != "" {
 		vopts = append(vopts, auth.WithIssuer(c.issuer))
 	}
@@ -281,6 +286,9 @@ func printDemo(stdout io.Writer, c config, url string) error {
 	claims := auth.Claims{Subject: "demo", Issuer: c.issuer, Expiry: time.Now().Add(demoTTL), IssuedAt: time.Now()}
 	if c.audience != "" {
 		claims.Audience = []string{c.audience}
+	}
+	if c.subjectClaim != "sub" {
+		claims.Subject, claims.Extra = "", map[string]any{c.subjectClaim: "demo"}
 	}
 	tok, err := auth.Sign(jwa.HS256(), c.secret, claims)
 	if err != nil {

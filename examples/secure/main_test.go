@@ -293,6 +293,51 @@ func TestIssuerAndAudience(t *testing.T) {
 	}
 }
 
+// TestSubjectClaim connects with the token of many tutorials,
+// {"user_id": 42, "exp": ...}: refused by default for want of a sub,
+// accepted with -subject-claim user_id, with 42 as the subject.
+func TestSubjectClaim(t *testing.T) {
+	t.Parallel()
+	tutorial := auth.Claims{Expiry: time.Now().Add(time.Hour), Extra: map[string]any{"user_id": 42}}
+	t.Run("default", func(t *testing.T) {
+		t.Parallel()
+		s := start(t, nil)
+		_, resp, err := websocket.Dial(ctx5(t), s.url, dialOpts("header", s.use(mint(t, tutorial))))
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("dial %v, response %v; want 401", err, resp)
+		}
+		if !strings.Contains(s.logs.String(), `\"sub\" is required`) {
+			t.Fatalf("the log does not say why:\n%s", s.logs)
+		}
+	})
+	t.Run("user_id", func(t *testing.T) {
+		t.Parallel()
+		c, err := parseFlags([]string{"-subject-claim", "user_id"}, io.Discard)
+		if err != nil || c.subjectClaim != "user_id" {
+			t.Fatalf("parseFlags: %+v, %v", c, err)
+		}
+		s := start(t, func(c *config) { c.subjectClaim = "user_id" })
+		for _, place := range []string{"header", "message"} {
+			conn := connect(t, s, place, mint(t, tutorial))
+			echoes(t, conn, "hello")
+			_ = conn.Close(websocket.StatusNormalClosure, "")
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if strings.Contains(s.logs.String(), `"sub":"42"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line with the subject 42:\n%s", s.logs)
+			}
+		}
+		float := auth.Claims{Expiry: time.Now().Add(time.Hour), Extra: map[string]any{"user_id": 42.5}}
+		_, resp, err := websocket.Dial(ctx5(t), s.url, dialOpts("header", s.use(mint(t, float))))
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a fractional user_id: dial %v, response %v; want 401", err, resp)
+		}
+	})
+}
+
 func TestAuthTimeout(t *testing.T) {
 	t.Parallel()
 	s := start(t, func(c *config) { c.authTimeout = 300 * time.Millisecond })
