@@ -224,17 +224,44 @@ func (c *Conn) SendJSON(ctx context.Context, v any) error {
 	return c.Send(ctx, MessageText, b)
 }
 
-// Close closes the connection with the given status and reason (at most
-// 123 bytes; never put client input or error detail in it). It waits for
-// the close handshake, at most a few seconds. Closing an already closing
-// connection does nothing.
+// Close closes the connection with the given status and reason; never put
+// client input or error detail in the reason. A reason over the 123 bytes
+// a close frame holds is cut at a character boundary. A status that may
+// not be sent (below 1000, 1004-1006, 1015, or over 4999) closes with
+// 1011 and Close returns an error naming it. Close waits for the close
+// handshake, at most a few seconds. Closing an already closing connection
+// does nothing.
 func (c *Conn) Close(code websocket.StatusCode, reason string) error {
+	var bad error
+	if code < 0 || code > 0xffff || !validCloseCode(uint16(code)) {
+		bad = fmt.Errorf("wsguard: close status %d may not be sent: closed with 1011", code)
+		code, reason = websocket.StatusInternalError, errlog.Internal.Text()
+	}
 	if !c.end.CompareAndSwap(nil, &ending{status: code}) {
 		return nil
 	}
-	err := c.closeHandshake(code, reason)
+	err := c.closeHandshake(code, cutReason(reason))
 	close(c.closed)
+	if bad != nil {
+		return bad
+	}
 	return err
+}
+
+// maxCloseReason is what a close frame's payload holds after its status.
+const maxCloseReason = maxControlPayload - 2
+
+// cutReason cuts reason to maxCloseReason bytes without splitting a
+// character.
+func cutReason(reason string) string {
+	if len(reason) <= maxCloseReason {
+		return reason
+	}
+	n := maxCloseReason
+	for n > 0 && !utf8.RuneStart(reason[n]) {
+		n--
+	}
+	return reason[:n]
 }
 
 // closeHandshakeTimeout bounds a close handshake. The transport's own

@@ -490,3 +490,48 @@ func waitClosed(t *testing.T, ts *testServer, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A close frame holds a 123-byte reason and only some statuses: Close
+// cuts the one and replaces the other, instead of failing and dropping the
+// connection without a close frame.
+func TestCloseReasonAndStatusAreSendable(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 100) // 200 bytes, two per character
+	for _, tc := range []struct {
+		name       string
+		status     websocket.StatusCode
+		reason     string
+		wantStatus websocket.StatusCode
+		wantReason string
+		wantErr    bool
+	}{
+		{"reason over 123 bytes", websocket.StatusNormalClosure, long, websocket.StatusNormalClosure, strings.Repeat("é", 61), false},
+		{"reason of 123 bytes", 4000, strings.Repeat("a", 123), 4000, strings.Repeat("a", 123), false},
+		{"status 1005", websocket.StatusNoStatusRcvd, "bye", websocket.StatusInternalError, "internal error", true},
+		{"status 999", 999, "bye", websocket.StatusInternalError, "internal error", true},
+		{"status 5000", 5000, "bye", websocket.StatusInternalError, "internal error", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			closeErr := make(chan error, 1)
+			ts := start(t, wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+				closeErr <- c.Close(tc.status, tc.reason)
+				return nil
+			}))
+			c := dial(t, ts.URL, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := c.Write(ctx, websocket.MessageText, []byte("close me")); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := c.Read(ctx)
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != tc.wantStatus || ce.Reason != tc.wantReason {
+				t.Fatalf("read %v, want close %d %q", err, tc.wantStatus, tc.wantReason)
+			}
+			if err := <-closeErr; (err != nil) != tc.wantErr {
+				t.Fatalf("Close returned %v, want an error: %v", err, tc.wantErr)
+			}
+		})
+	}
+}
