@@ -21,6 +21,7 @@ import (
 	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/errlog"
 	"github.com/wsguard/kit/internal/wstest"
+	"github.com/wsguard/kit/wsguard"
 )
 
 // clock is a settable clock for verifiers.
@@ -217,7 +218,7 @@ func TestVerifiedCacheRevocation(t *testing.T) {
 			t.Parallel()
 			v := hsVerifier(t)
 			rev := auth.NewMemoryRevoker()
-			h := auth.Middleware(v, auth.WithRevoker(rev, 0), auth.WithLogger(logTo(&wstest.Logs{})))(probe)
+			h := wsguard.Instrument(logTo(&wstest.Logs{}), nil)(auth.Middleware(v, auth.WithRevoker(rev, 0))(probe))
 			tok := mint(t, valid("alice", time.Hour))
 			handshake := func() (int, string) {
 				r := httptest.NewRequest(http.MethodGet, "/ws", nil)

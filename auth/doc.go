@@ -51,7 +51,8 @@
 // key, by name). [NewSessions] and [Middleware] return none and panic on
 // a nil Verifier, naming the call. Each option says what zero means.
 //
-// Refused handshakes are logged to the request's logger
-// (wsguard.LoggerFrom), the wsguard.Server's when the middleware is
-// installed on one, unless [WithLogger] names another.
+// Refused handshakes and session ends are logged to the request's logger
+// (wsguard.LoggerFrom): the wsguard.Server's when the middleware is
+// installed on one; in front of another handler, wrap the chain in
+// wsguard.Instrument to name a logger and observer.
 package auth

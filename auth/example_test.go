@@ -46,10 +46,10 @@ func ExampleVerifier_Verify() {
 func ExampleMiddleware() {
 	v, _ := auth.NewVerifier(jwa.HS256(), exampleKey)
 	quiet := slog.New(slog.DiscardHandler)
-	h := auth.Middleware(v, auth.WithLogger(quiet))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := wsguard.Instrument(quiet, nil)(auth.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := auth.PrincipalFrom(r.Context())
 		fmt.Fprintf(w, "hello %s", p.Subject)
-	}))
+	})))
 
 	tok, _ := auth.Sign(jwa.HS256(), exampleKey, auth.Claims{Subject: "alice", Expiry: time.Now().Add(time.Hour)})
 	for _, authz := range []string{"Bearer " + string(tok), "Bearer not-a-token", ""} {
@@ -72,7 +72,6 @@ func ExampleSessions() {
 	quiet := slog.New(slog.DiscardHandler)
 	sessions := auth.NewSessions(v,
 		auth.WithFirstMessage(5*time.Second), // browsers without a handshake token send it first
-		auth.WithLogger(quiet),
 		auth.OnAuthenticated(func(ctx context.Context, c *wsguard.Conn, p *auth.Principal) error {
 			return c.SendText(ctx, "welcome "+p.Subject)
 		}))

@@ -93,7 +93,7 @@ type harness struct {
 // on authentication, offering the subprotocol wsguard.v1, and its logs.
 func newServer(v *auth.Verifier, aopts []auth.Option, wopts ...wsguard.Option) (*wsguard.Server, *auth.Sessions, *wstest.Logs) {
 	logs := &wstest.Logs{}
-	aopts = append([]auth.Option{auth.WithLogger(logTo(logs)), auth.OnAuthenticated(greet)}, aopts...)
+	aopts = append([]auth.Option{auth.OnAuthenticated(greet)}, aopts...)
 	sessions := auth.NewSessions(v, aopts...)
 	opts := append(sessions.Options(), wsguard.WithLogger(logTo(logs)), wsguard.WithSubprotocols("wsguard.v1"))
 	return wsguard.New(echo, append(opts, wopts...)...), sessions, logs

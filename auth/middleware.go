@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -31,7 +30,6 @@ type config struct {
 	revoker      Revoker
 	revokeEvery  time.Duration
 	onAuth       func(context.Context, *wsguard.Conn, *Principal) error
-	logger       *slog.Logger
 	// sessionsOnly names the first option given that only [Sessions]
 	// can honour, for [Middleware] to refuse.
 	sessionsOnly string
@@ -108,14 +106,6 @@ func OnAuthenticated(f func(ctx context.Context, c *wsguard.Conn, p *Principal) 
 	}
 }
 
-// WithLogger sets the logger refused handshakes are logged to. Without it
-// (or with nil) they go to the request's logger, wsguard.LoggerFrom: the
-// server's, when the middleware is installed on a wsguard.Server, so that
-// one log holds every line.
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l }
-}
-
 // Middleware returns HTTP middleware that authenticates a request before
 // the handler it wraps runs, in front of any handler: a wsguard.Server
 // (which [Sessions.Options] does for you, adding expiry and refresh), or a
@@ -162,7 +152,7 @@ func (s *Sessions) handshake(next http.Handler) http.Handler {
 			}
 		}
 		if err != nil {
-			wsguard.Reject(w, r, s.log, err)
+			wsguard.Reject(w, r, nil, err)
 			return
 		}
 		ctx := withSession(r.Context(), ss)

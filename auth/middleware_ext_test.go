@@ -15,6 +15,7 @@ import (
 
 	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/internal/wstest"
+	"github.com/wsguard/kit/wsguard"
 )
 
 // probe reports what the handler behind the middleware sees.
@@ -101,7 +102,7 @@ func TestMiddlewareTokenPlaces(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			logs := &wstest.Logs{}
-			h := auth.Middleware(v, append([]auth.Option{auth.WithLogger(logTo(logs))}, tt.opts...)...)(probe)
+			h := wsguard.Instrument(logTo(logs), nil)(auth.Middleware(v, tt.opts...)(probe))
 			r := httptest.NewRequest(http.MethodGet, "/ws", nil)
 			r.URL.RawQuery = tt.req.query
 			r.RequestURI = r.URL.RequestURI()
@@ -163,7 +164,7 @@ func legacyEcho(w http.ResponseWriter, r *http.Request) {
 
 func TestMiddlewareInFrontOfGorilla(t *testing.T) {
 	t.Parallel()
-	ts := httptest.NewServer(auth.Middleware(hsVerifier(t), auth.WithLogger(logTo(&wstest.Logs{})))(http.HandlerFunc(legacyEcho)))
+	ts := httptest.NewServer(wsguard.Instrument(logTo(&wstest.Logs{}), nil)(auth.Middleware(hsVerifier(t))(http.HandlerFunc(legacyEcho))))
 	t.Cleanup(ts.Close)
 	url := "ws" + strings.TrimPrefix(ts.URL, "http")
 	tok := string(mint(t, valid("alice", time.Hour)))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -64,7 +63,6 @@ import (
 type Sessions struct {
 	v   *Verifier
 	cfg config
-	log *slog.Logger
 
 	mu    sync.Mutex
 	bySub map[string]map[*session]struct{}
@@ -80,7 +78,7 @@ func NewSessions(v *Verifier, opts ...Option) *Sessions {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &Sessions{v: v, cfg: cfg, log: cfg.logger, bySub: make(map[string]map[*session]struct{})}
+	return &Sessions{v: v, cfg: cfg, bySub: make(map[string]map[*session]struct{})}
 }
 
 // Options returns the server options of s: the handshake middleware (run

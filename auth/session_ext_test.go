@@ -207,7 +207,7 @@ func TestSessionNoDispatchAfterExpiry(t *testing.T) {
 	v := hsVerifier(t, auth.WithVerifierClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }))
 	var served atomic.Int32
 	logs := &wstest.Logs{}
-	sessions := auth.NewSessions(v, auth.WithLogger(logTo(logs)))
+	sessions := auth.NewSessions(v)
 	srv := wsguard.New(wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
 		served.Add(1)
 		return c.SendText(ctx, "served")
@@ -454,7 +454,7 @@ func TestSessionRefreshSpellings(t *testing.T) {
 		return c.SendJSON(ctx, object{"got": string(m.Data), "exp": p.Expiry.Unix()})
 	})
 	logs := &wstest.Logs{}
-	sessions := auth.NewSessions(hsVerifier(t), auth.WithLogger(logTo(logs)))
+	sessions := auth.NewSessions(hsVerifier(t))
 	url := serve(t, wsguard.New(app, append(sessions.Options(), wsguard.WithLogger(logTo(logs)))...))
 	var tokens []string
 	for _, tt := range tests {

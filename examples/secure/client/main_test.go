@@ -32,7 +32,7 @@ func startServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	sessions := auth.NewSessions(v, auth.WithFirstMessage(0), auth.WithLogger(quiet),
+	sessions := auth.NewSessions(v, auth.WithFirstMessage(0),
 		auth.OnAuthenticated(func(ctx context.Context, c *wsguard.Conn, _ *auth.Principal) error {
 			return c.SendText(ctx, "Authenticated!")
 		}))
