@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"reflect"
 	"sync"
 	"time"
@@ -14,7 +15,8 @@ import (
 const DefaultVerifiedCacheSize = 10_000
 
 // WithVerifiedCache sets how many verified tokens the verifier remembers,
-// least recently used first out; 0 (or less) turns the cache off. The
+// least recently used first out; 0 turns the cache off, and a negative
+// size is refused. The
 // default is [DefaultVerifiedCacheSize]. Only tokens the issuer signed
 // get in, each costing about its decoded claims (some hundreds of bytes
 // for a typical token).
@@ -48,7 +50,12 @@ const DefaultVerifiedCacheSize = 10_000
 // typical token, whose principal has no audience or private claims, one
 // allocation of 128 bytes.
 func WithVerifiedCache(n int) VerifierOption {
-	return func(c *verifierConfig) { c.cacheSize = max(n, 0) }
+	return func(c *verifierConfig) {
+		if n < 0 {
+			c.refuse(fmt.Sprintf("WithVerifiedCache(%d)", n), "must be >= 0 (0: no cache)")
+		}
+		c.cacheSize = n
+	}
 }
 
 // digest identifies a token in the cache.

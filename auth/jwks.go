@@ -49,37 +49,46 @@ func defaultJWKSConfig() jwksConfig {
 
 // jwksOption returns a VerifierOption that applies to NewJWKSVerifier
 // only; the other constructors refuse it by name.
-func jwksOption(name string, f func(*jwksConfig)) VerifierOption {
+func jwksOption(name string, f func(*verifierConfig)) VerifierOption {
 	return func(c *verifierConfig) {
 		c.jwksOption = name
-		f(&c.jwks)
+		f(c)
 	}
 }
 
 // WithJWKSClient sets the HTTP client that fetches the key set (for a
 // proxy or custom TLS roots). Its redirects are limited as jwk.Fetch
 // limits them, and a client without a timeout gets the fetch timeout.
-// For NewJWKSVerifier only.
+// nil means the default client, as without the option. For
+// NewJWKSVerifier only.
 func WithJWKSClient(c *http.Client) VerifierOption {
-	return jwksOption("WithJWKSClient", func(j *jwksConfig) { j.client = c })
+	return jwksOption("WithJWKSClient", func(cfg *verifierConfig) { cfg.jwks.client = c })
 }
 
 // WithJWKSFetchTimeout bounds one fetch of the key set; the default is
-// [DefaultJWKSFetchTimeout]. For NewJWKSVerifier only.
+// [DefaultJWKSFetchTimeout], which zero keeps; a negative one is
+// refused. For NewJWKSVerifier only.
 func WithJWKSFetchTimeout(d time.Duration) VerifierOption {
-	return jwksOption("WithJWKSFetchTimeout", func(j *jwksConfig) {
-		if d > 0 {
-			j.timeout = d
+	return jwksOption("WithJWKSFetchTimeout", func(c *verifierConfig) {
+		switch {
+		case d < 0:
+			c.refuse(fmt.Sprintf("WithJWKSFetchTimeout(%v)", d), "must be >= 0 (0: the default)")
+		case d > 0:
+			c.jwks.timeout = d
 		}
 	})
 }
 
 // WithJWKSMaxSize bounds the key set's body, in bytes; the default is
-// [DefaultJWKSMaxSize]. For NewJWKSVerifier only.
+// [DefaultJWKSMaxSize], which zero keeps; a negative size is refused.
+// For NewJWKSVerifier only.
 func WithJWKSMaxSize(n int64) VerifierOption {
-	return jwksOption("WithJWKSMaxSize", func(j *jwksConfig) {
-		if n > 0 {
-			j.maxSize = n
+	return jwksOption("WithJWKSMaxSize", func(c *verifierConfig) {
+		switch {
+		case n < 0:
+			c.refuse(fmt.Sprintf("WithJWKSMaxSize(%d)", n), "must be >= 0 (0: the default)")
+		case n > 0:
+			c.jwks.maxSize = n
 		}
 	})
 }
@@ -87,15 +96,18 @@ func WithJWKSMaxSize(n int64) VerifierOption {
 // WithJWKSRefresh sets how often the key set is fetched in the background
 // (interval; the default is [DefaultJWKSRefreshInterval]) and the least
 // time between fetches caused by an unknown kid (cooldown; the default is
-// [DefaultJWKSRefreshCooldown]). A non-positive value keeps its default.
-// For NewJWKSVerifier only.
+// [DefaultJWKSRefreshCooldown]). Zero keeps its default; a negative
+// value is refused. For NewJWKSVerifier only.
 func WithJWKSRefresh(interval, cooldown time.Duration) VerifierOption {
-	return jwksOption("WithJWKSRefresh", func(j *jwksConfig) {
+	return jwksOption("WithJWKSRefresh", func(c *verifierConfig) {
+		if interval < 0 || cooldown < 0 {
+			c.refuse(fmt.Sprintf("WithJWKSRefresh(%v, %v)", interval, cooldown), "both must be >= 0 (0: the default)")
+		}
 		if interval > 0 {
-			j.interval = interval
+			c.jwks.interval = interval
 		}
 		if cooldown > 0 {
-			j.cooldown = cooldown
+			c.jwks.cooldown = cooldown
 		}
 	})
 }

@@ -33,6 +33,15 @@ type config struct {
 	// sessionsOnly names the first option given that only [Sessions]
 	// can honour, for [Middleware] to refuse.
 	sessionsOnly string
+	bad          string // the first option refused, for the constructor's panic
+}
+
+// refuse records that the option call refused its value; [NewSessions]
+// and [Middleware] panic with the first.
+func (c *config) refuse(call, why string) {
+	if c.bad == "" {
+		c.bad = "auth: " + call + ": " + why
+	}
 }
 
 // onlyForSessions records that an option needs a connection to act on.
@@ -45,9 +54,14 @@ func (c *config) onlyForSessions(name string) {
 // WithCookie also takes the token from the cookie of the given name when
 // neither the Authorization header nor the subprotocol carries one. A
 // cookie is sent by the browser on its own, so keep the Origin check
-// (wsguard's default) in front.
+// (wsguard's default) in front. An empty name is refused.
 func WithCookie(name string) Option {
-	return func(c *config) { c.cookie = name }
+	return func(c *config) {
+		if name == "" {
+			c.refuse(`WithCookie("")`, "needs a cookie name")
+		}
+		c.cookie = name
+	}
 }
 
 // InsecureQueryToken also takes the token from the query parameter of the
@@ -55,21 +69,29 @@ func WithCookie(name string) Option {
 // where a token outlives its purpose: use it only for clients that can
 // set neither a header nor a subprotocol. The parameter is removed from
 // the request before anything after this middleware sees it, and this
-// module never logs a query string.
+// module never logs a query string. An empty name is refused.
 func InsecureQueryToken(param string) Option {
-	return func(c *config) { c.query = param }
+	return func(c *config) {
+		if param == "" {
+			c.refuse(`InsecureQueryToken("")`, "needs a parameter name")
+		}
+		c.query = param
+	}
 }
 
 // WithFirstMessage lets a handshake without a token through. With
 // [Sessions], the connection's first text message must then be the token
-// (at most the verifier's size cap), within timeout (non-positive:
-// [DefaultAuthTimeout]); past it the connection closes with 4408. With
-// [Middleware] alone, the handler is called without a principal and must
-// authenticate the client itself; a positive timeout, which it cannot
-// enforce, makes Middleware panic. An invalid token is refused either
-// way.
+// (at most the verifier's size cap), within timeout (zero:
+// [DefaultAuthTimeout]; a negative timeout is refused); past it the
+// connection closes with 4408. With [Middleware] alone, the handler is
+// called without a principal and must authenticate the client itself; a
+// positive timeout, which it cannot enforce, makes Middleware panic. An
+// invalid token is refused either way.
 func WithFirstMessage(timeout time.Duration) Option {
 	return func(c *config) {
+		if timeout < 0 {
+			c.refuse(fmt.Sprintf("WithFirstMessage(%v)", timeout), "must be >= 0 (0: the default)")
+		}
 		c.firstMessage = true
 		if timeout > 0 {
 			c.authTimeout = timeout
@@ -79,13 +101,19 @@ func WithFirstMessage(timeout time.Duration) Option {
 }
 
 // WithRevoker checks tokens against r at the handshake, on each refresh
-// and, for open connections, every interval (non-positive:
-// [DefaultRevocationInterval]). A revoked token is refused as "invalid
-// token" (HTTP 401, close 4401). [Middleware] checks the handshake only:
-// give it a non-positive interval, as a positive one, which it cannot
-// honour, makes it panic.
+// and, for open connections, every interval (zero:
+// [DefaultRevocationInterval]; a negative interval or a nil r is
+// refused). A revoked token is refused as "invalid token" (HTTP 401,
+// close 4401). [Middleware] checks the handshake only: give it a zero
+// interval, as a positive one, which it cannot honour, makes it panic.
 func WithRevoker(r Revoker, interval time.Duration) Option {
 	return func(c *config) {
+		switch {
+		case r == nil:
+			c.refuse("WithRevoker(nil, ...)", "needs a Revoker")
+		case interval < 0:
+			c.refuse(fmt.Sprintf("WithRevoker(..., %v)", interval), "the interval must be >= 0 (0: the default)")
+		}
 		c.revoker = r
 		if interval > 0 {
 			c.revokeEvery = interval
@@ -98,9 +126,12 @@ func WithRevoker(r Revoker, interval time.Duration) Option {
 // authenticated, from the handshake's token or from its first message:
 // the place to greet the client. An error closes the connection as its
 // code says. [Middleware], which sees no connection and could never call
-// it, panics when given it.
+// it, panics when given it. A nil f is refused.
 func OnAuthenticated(f func(ctx context.Context, c *wsguard.Conn, p *Principal) error) Option {
 	return func(c *config) {
+		if f == nil {
+			c.refuse("OnAuthenticated(nil)", "needs a function")
+		}
 		c.onAuth = f
 		c.onlyForSessions("OnAuthenticated")
 	}

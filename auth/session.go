@@ -78,6 +78,9 @@ func NewSessions(v *Verifier, opts ...Option) *Sessions {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.bad != "" {
+		panic(cfg.bad)
+	}
 	return &Sessions{v: v, cfg: cfg, bySub: make(map[string]map[*session]struct{})}
 }
 

@@ -96,43 +96,87 @@ type verifierConfig struct {
 	jwksOption  string // the name of a JWKS-only option given, for the error
 	cacheSize   int    // of verified tokens; 0 is off
 	subject     string // the claim that carries the subject
+	err         error  // the first option refused, for the constructor
 }
 
-// WithIssuer requires the iss claim to be iss.
+// refuse records that the option call refused its value; the constructor
+// returns the first such error.
+func (c *verifierConfig) refuse(call, why string) {
+	if c.err == nil {
+		c.err = fmt.Errorf("auth: %s: %s", call, why)
+	}
+}
+
+// WithIssuer requires the iss claim to be iss. An empty iss is refused:
+// leave the option out to accept any issuer.
 func WithIssuer(iss string) VerifierOption {
-	return func(c *verifierConfig) { c.issuer = iss }
+	return func(c *verifierConfig) {
+		if iss == "" {
+			c.refuse(`WithIssuer("")`, "needs an issuer; leave the option out to accept any")
+		}
+		c.issuer = iss
+	}
 }
 
-// WithAudience requires the aud claim to contain aud.
+// WithAudience requires the aud claim to contain aud. An empty aud is
+// refused: leave the option out to accept any audience.
 func WithAudience(aud string) VerifierOption {
-	return func(c *verifierConfig) { c.audience = aud }
+	return func(c *verifierConfig) {
+		if aud == "" {
+			c.refuse(`WithAudience("")`, "needs an audience; leave the option out to accept any")
+		}
+		c.audience = aud
+	}
 }
 
 // WithRequiredClaims requires claims beyond exp and sub, which are always
-// required. Only their presence is checked.
+// required. Only their presence is checked. No names adds nothing; an
+// empty name is refused.
 func WithRequiredClaims(names ...string) VerifierOption {
-	return func(c *verifierConfig) { c.required = append(c.required, names...) }
+	return func(c *verifierConfig) {
+		for _, n := range names {
+			if n == "" {
+				c.refuse(`WithRequiredClaims("")`, "needs a claim name")
+			}
+		}
+		c.required = append(c.required, names...)
+	}
 }
 
 // WithLeeway sets the clock skew allowed on exp, nbf and iat; the default
-// is [DefaultLeeway]. A negative value means none. A session closes at exp
-// plus the leeway.
+// is [DefaultLeeway]. Zero means none; a negative leeway is refused. A
+// session closes at exp plus the leeway.
 func WithLeeway(d time.Duration) VerifierOption {
-	return func(c *verifierConfig) { c.leeway = max(d, 0) }
+	return func(c *verifierConfig) {
+		if d < 0 {
+			c.refuse(fmt.Sprintf("WithLeeway(%v)", d), "must be >= 0 (0: no leeway)")
+		}
+		c.leeway = d
+	}
 }
 
 // WithMaxLifetime refuses tokens whose exp - iat is over d (plus the
 // leeway), and therefore requires iat: a stolen long-lived token is worth
 // more than a short one, and the issuer's setting is not always ours.
+// Zero means no maximum, as without the option; a negative d is refused.
 func WithMaxLifetime(d time.Duration) VerifierOption {
-	return func(c *verifierConfig) { c.maxLifetime = d }
+	return func(c *verifierConfig) {
+		if d < 0 {
+			c.refuse(fmt.Sprintf("WithMaxLifetime(%v)", d), "must be >= 0 (0: no maximum)")
+		}
+		c.maxLifetime = d
+	}
 }
 
 // WithMaxTokenSize sets the largest token accepted, in bytes; the default
-// is [DefaultMaxTokenSize]. A non-positive value keeps the default.
+// is [DefaultMaxTokenSize]. Zero keeps the default; a negative size is
+// refused.
 func WithMaxTokenSize(n int) VerifierOption {
 	return func(c *verifierConfig) {
-		if n > 0 {
+		switch {
+		case n < 0:
+			c.refuse(fmt.Sprintf("WithMaxTokenSize(%d)", n), "must be >= 0 (0: the default)")
+		case n > 0:
 			c.maxSize = n
 		}
 	}
@@ -170,6 +214,9 @@ func newVerifierConfig(opts []VerifierOption) (verifierConfig, error) {
 	}
 	for _, o := range opts {
 		o(&c)
+	}
+	if c.err != nil {
+		return c, c.err
 	}
 	if c.now == nil {
 		c.now = time.Now
