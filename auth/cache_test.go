@@ -41,13 +41,11 @@ func TestTokenCacheEvictsLeastRecentlyUsed(t *testing.T) {
 
 func TestTokenCacheOff(t *testing.T) {
 	t.Parallel()
-	for _, n := range []int{0, -1} {
-		v, err := NewVerifier(jwa.HS256(), fuzzSecret, WithVerifiedCache(n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.cache != nil {
-			t.Errorf("WithVerifiedCache(%d) left a cache", n)
-		}
+	v, err := NewVerifier(jwa.HS256(), fuzzSecret, WithVerifiedCache(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.cache != nil {
+		t.Error("WithVerifiedCache(0) left a cache")
 	}
 }
