@@ -48,8 +48,8 @@ type frameConn struct {
 	op   byte
 	fin  bool
 	mask [4]byte
-	ctl  [maxControlPayload]byte // a close frame's payload, still masked
-	nctl int
+	code [2]byte // a close frame's status, still masked
+	nctl int     // a close frame's payload bytes so far
 
 	// The message being received.
 	inMessage bool   // its first frame has arrived, its final one not in full
@@ -116,7 +116,10 @@ func (f *frameConn) scan(b []byte) (int, error) {
 		if f.nhdr == 0 && f.left > 0 {
 			k := int(min(f.left, int64(len(b)-i)))
 			if f.op == opClose {
-				f.nctl += copy(f.ctl[f.nctl:], b[i:i+k])
+				if f.nctl < len(f.code) {
+					copy(f.code[f.nctl:], b[i:i+k])
+				}
+				f.nctl += k
 			}
 			f.left -= int64(k)
 			i += k
@@ -231,15 +234,16 @@ func (f *frameConn) startFrame() error {
 func (f *frameConn) endFrame() error {
 	switch f.op {
 	case opClose:
-		p := f.ctl[:f.nctl]
-		for i := range p {
-			p[i] ^= f.mask[i%4]
-		}
-		if len(p) == 1 {
+		// The reason is the peer's own text: only the status is checked,
+		// as the transport checks it.
+		if f.nctl == 1 {
 			return protocolError("close frame with a one-byte payload")
 		}
-		if len(p) >= 2 && !validCloseCode(binary.BigEndian.Uint16(p)) {
-			return protocolError(fmt.Sprintf("close frame with status %d", binary.BigEndian.Uint16(p)))
+		if f.nctl >= 2 {
+			code := binary.BigEndian.Uint16([]byte{f.code[0] ^ f.mask[0], f.code[1] ^ f.mask[1]})
+			if !validCloseCode(code) {
+				return protocolError(fmt.Sprintf("close frame with status %d", code))
+			}
 		}
 	case opPing, opPong:
 	default:
