@@ -183,8 +183,13 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	exp := now.Add(a.ttl)
+	// A token id of its own, so that two tokens minted in one second
+	// differ: the page tells a new token from the one just refused.
+	id := make([]byte, 9)
+	_, _ = rand.Read(id)
 	tok, err := auth.Sign(jwa.HS256(), a.key, auth.Claims{
-		Subject: sub, IssuedAt: now, Expiry: exp, Extra: map[string]any{nameClaim: name},
+		Subject: sub, IssuedAt: now, Expiry: exp, ID: base64.RawURLEncoding.EncodeToString(id),
+		Extra: map[string]any{nameClaim: name},
 	})
 	if err != nil {
 		wsguard.Reject(w, r, a.log, errlog.NewError(errlog.Internal, err))

@@ -324,8 +324,14 @@ func TestTokens(t *testing.T) {
 	if !strings.HasPrefix(first.Sub, "guest-") || first.Name != "Ada Lovelace" || first.Exp-time.Now().Unix() > 60 {
 		t.Errorf("token %+v", first)
 	}
-	if again := ts.token(t, first.Token, "Mallory"); again.Sub != first.Sub || again.Name != first.Name {
+	again := ts.token(t, first.Token, "Mallory")
+	if again.Sub != first.Sub || again.Name != first.Name {
 		t.Errorf("refresh changed the identity: %+v -> %+v", first, again)
+	}
+	// Within one second too, the page must tell a new token from the one
+	// the server has just refused.
+	if again.Token == first.Token {
+		t.Error("a refresh returned the same token")
 	}
 	if other := ts.token(t, "not-a-token", ""); other.Sub == first.Sub || other.Name != other.Sub {
 		t.Errorf("an invalid token kept its identity, or a nameless guest is not called by its subject: %+v", other)

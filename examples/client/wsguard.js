@@ -342,8 +342,8 @@ export class Client extends EventTarget {
   closed(code, reason, openedAt) {
     const { text, retry } = describeClose(code);
     console.info(`wsguard: closed ${code}${reason ? " (" + reason + ")" : ""}: ${text}`);
-    if (retry === "never") {
-      this.emit("close", { code, reason, text, retry, delay: 0 });
+    if (retry === "never" || (retry === "token" && !this.opts.getToken)) {
+      this.emit("close", { code, reason, text, retry: "never", delay: 0 });
       this.halt(code === 1000 ? "closed" : "refused", code, text);
       return;
     }
