@@ -224,6 +224,17 @@ func TestModule(t *testing.T) {
 		b := tab{t, ctx}
 		b.run(`make("typed", "/ws", { tokens: "fresh" })`)
 		b.waitFor("open", `count("typed", "open") === 1`)
+		// The refresh message is the module's: a page cannot send one that
+		// the server would take as a malformed refresh (4401).
+		if !get[bool](b, `(() => { try { clients.typed.send("refresh", { token: "x" }); return false; } catch { return true; } })()`) {
+			t.Error(`send("refresh") was let through`)
+		}
+		// start() on an open client replaces the connection, never adds one.
+		b.run(`clients.typed.start()`)
+		b.waitFor("the second open", `count("typed", "open") === 2`)
+		if n := get[int](b, `logs.typed.filter((e) => e.ev === "close").length`); n != 0 {
+			t.Errorf("%d close events for a connection the page replaced", n)
+		}
 		b.run(`clients.typed.send("echo", { text: "hi" }) && clients.typed.send("echo", { text: "" }) && clients.typed.send("whatever", {})`)
 		b.waitFor("the echo, the error reply and the close", `count("typed", "stopped") === 1`)
 		got := get[[]map[string]any](b, `logs.typed.filter((e) => ["echo", "error", "stopped"].includes(e.ev))`)

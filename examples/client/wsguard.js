@@ -23,8 +23,10 @@
 //   - reconnects as the close code says (see POLICY): 4401 gets a new token
 //     first, and stops when getToken has nothing newer than the refused
 //     token; going away, try again later and too many requests back off
-//     with full jitter; a refusal for cause (1008, 1003, 1007, 1009, 4403)
-//     stops, with the reason in plain words;
+//     (a random delay between half and all of an exponential ceiling, so
+//     that a restarted server is not hit by every page at once); a
+//     refusal for cause (1008, 1003, 1007, 1009, 4403) stops, with the
+//     reason in plain words;
 //   - a handshake refused before the socket opened (the browser shows only
 //     1006, whatever the HTTP status was) is retried with backoff and a new
 //     token, and the page is told (event "unreachable") after
@@ -42,7 +44,9 @@
 //   "close"       {code, reason, text, retry: "token"|"backoff"|"never", delay}
 //   "refreshed"   {exp}
 //   "unreachable" {attempts}: the handshake failed that many times in a row
-//   "stopped"     {reason: "expired"|"refused"|"closed"|"token", code, text}
+//   "stopped"     {reason: "expired"|"refused"|"closed", code, text}:
+//                 "expired" when the only token there is has expired or
+//                 was refused with 4401; start() tries again
 //   "message"     any message whose type has no handler of its own
 
 // POLICY says what to do after each close code: "token" gets a new token
@@ -189,6 +193,8 @@ export class Client extends EventTarget {
     this.timer = 0;
     this.refreshTimer = 0;
     this.sending = Promise.resolve();
+    this.stopped = true;
+    this.run = 0; // counts start() and stop(): a dial of an older run gives up
   }
 
   // on registers fn for received messages of a type; "error" receives
@@ -204,16 +210,24 @@ export class Client extends EventTarget {
 
   // start connects; it is also how the page retries after "stopped".
   start() {
-    clearTimeout(this.timer);
+    this.detach();
+    this.stopped = false;
     this.attempts = 0;
     this.failedDials = 0;
-    this.stopped = false;
     this.dial("start");
   }
 
   // stop closes the connection and reconnects no more.
   stop() {
+    this.detach();
     this.stopped = true;
+    this.setState("stopped");
+  }
+
+  // detach closes the socket, cancels what is scheduled and makes a dial
+  // still waiting for its token give up.
+  detach() {
+    this.run++;
     clearTimeout(this.timer);
     clearTimeout(this.refreshTimer);
     if (this.ws) {
@@ -222,13 +236,13 @@ export class Client extends EventTarget {
       ws.onclose = null;
       ws.close(1000);
     }
-    this.setState("stopped");
   }
 
   // send writes {"type": type, ...fields} and reports whether the
   // connection was open to take it. Messages are sent in call order, also
   // when they are signed.
   send(type, fields = {}) {
+    if (type === "refresh") throw new Error('wsguard: the type "refresh" is the server\'s own');
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     const body = JSON.stringify({ type, ...fields });
@@ -288,12 +302,13 @@ export class Client extends EventTarget {
   // handshake failed (reason "refused").
   async dial(reason) {
     if (this.stopped) return;
+    const run = this.run;
     this.setState("connecting");
     if (this.opts.getToken) {
       const why = this.expired() ? "expired" : reason;
       if (!this.token || why !== "reconnect") {
         const t = await this.obtain(why === "reconnect" ? "start" : why, why === "expired" ? this.token : "");
-        if (this.stopped) return;
+        if (this.run !== run) return;
         if (t === NONE) {
           // Never send a token the server must refuse.
           this.halt("expired", 4401, TEXT[4401]);
