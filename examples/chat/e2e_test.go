@@ -295,7 +295,7 @@ ws.onclose = (e) => { if (window.result === "pending") window.result = "closed "
 		keyed := startServer(t, config{key: key})
 		link := func(name string, exp time.Time) string {
 			tok, err := auth.Sign(jwa.HS256(), key, auth.Claims{
-				Subject: "user-" + name, Expiry: exp, Extra: map[string]any{nameClaim: name},
+				Subject: "user-" + name[:min(len(name), 8)], Expiry: exp, Extra: map[string]any{nameClaim: name},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -315,6 +315,19 @@ ws.onclose = (e) => { if (window.result === "pending") window.result = "closed "
 			// The token was never sent: the server saw no handshake.
 			if logs := keyed.logs.String(); strings.Contains(logs, "handshake") || strings.Contains(logs, `"conn"`) {
 				t.Errorf("the expired token reached the server:\n%s", logs)
+			}
+		})
+
+		t.Run("a name the server does not show", func(t *testing.T) {
+			// 40 characters is no display name: the room sees the subject,
+			// and so does the page once the server has said so.
+			tab := browser.NewTab(t, tabA)
+			do(t, tab, chromedp.Navigate(link(strings.Repeat("z", 40), time.Now().Add(time.Hour))))
+			waitFor(t, tab, "connected", statusJS+` === "connected"`)
+			join(t, tab, "lobby")
+			waitFor(t, tab, "in the lobby", roomStatusJS+` === "in #lobby, 1 here"`)
+			if got := eval[string](t, tab, whoamiJS); got != "user-zzzzzzzz" {
+				t.Errorf("signed in as %q", got)
 			}
 		})
 

@@ -166,6 +166,9 @@ function showMembers(room, n) {
 }
 
 client.on("joined", (m) => {
+  // The server's word on who this is, should the page have read the
+  // token differently.
+  $("whoami").textContent = m.name;
   state.room = m.room;
   clearErrors();
   showMembers(m.room, m.members);
