@@ -159,7 +159,11 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	var req tokenRequest
 	if r.ContentLength != 0 {
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&req); err != nil {
-			wsguard.Reject(w, r, a.log, errlog.NewError(errlog.InvalidArgument, err))
+			code := errlog.InvalidArgument
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				code = errlog.TooLarge
+			}
+			wsguard.Reject(w, r, a.log, errlog.NewError(code, err))
 			return
 		}
 		if req.Name != "" && !validName(req.Name) {

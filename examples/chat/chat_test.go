@@ -373,6 +373,28 @@ func TestTokens(t *testing.T) {
 			t.Errorf("got %s", got)
 		}
 	})
+	t.Run("body that is not a token request", func(t *testing.T) {
+		t.Parallel()
+		tests := []struct {
+			body   string
+			status int
+		}{
+			{"{", http.StatusBadRequest},
+			{`{"name":7}`, http.StatusBadRequest},
+			{`"Ada"`, http.StatusBadRequest},
+			{strings.Repeat(" ", 2<<10) + `{"name":"Ada"}`, http.StatusRequestEntityTooLarge},
+		}
+		for _, tt := range tests {
+			resp, err := http.Post(ts.URL+"/demo/token", "application/json", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("%.20q: status %d, want %d", tt.body, resp.StatusCode, tt.status)
+			}
+		}
+	})
 	t.Run("cross-origin token request", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/demo/token", nil)
 		req.Header.Set("Sec-Fetch-Site", "cross-site")
