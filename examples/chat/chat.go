@@ -12,11 +12,14 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/examples/client"
 	"github.com/wsguard/kit/validate"
 	"github.com/wsguard/kit/wsguard"
 )
@@ -49,6 +52,7 @@ type app struct {
 	ttl      time.Duration
 	log      *slog.Logger
 	hub      *hub
+	sessions *auth.Sessions
 }
 
 // newApp builds the server from cfg; main and the tests both call it.
@@ -73,10 +77,10 @@ func newApp(cfg config) (*app, error) {
 	validate.Handle(router, "join", a.join)
 	validate.Handle(router, "say", a.say)
 
-	sessions := auth.NewSessions(v)
+	a.sessions = auth.NewSessions(v)
 	// The Origin check is wsguard's default: a page from another site
 	// gets 403 before its token is even looked at.
-	a.ws = wsguard.New(router, append(sessions.Options(),
+	a.ws = wsguard.New(router, append(a.sessions.Options(),
 		// Leave the room when the connection ends, however it ends.
 		wsguard.WithDisconnect(a.hub.leave),
 		wsguard.WithMiddleware(validate.Audit(nil)),
@@ -85,6 +89,8 @@ func newApp(cfg config) (*app, error) {
 
 	a.mux = http.NewServeMux()
 	a.mux.Handle("GET /{$}", page)
+	a.mux.Handle("GET /app.js", script(pageJS))
+	a.mux.Handle("GET /wsguard.js", client.Handler())
 	a.mux.Handle("GET /ws", a.ws)
 	if a.demo {
 		// POST, behind CrossOriginProtection, so that another site's page
@@ -101,21 +107,74 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTT
 // cue to reconnect.
 func (a *app) Shutdown(ctx context.Context) error { return a.ws.Shutdown(ctx) }
 
+// tokenRequest is what the page may send the demo endpoint.
+type tokenRequest struct {
+	Name string `json:"name"` // display name of a new guest
+}
+
 // tokenReply is the demo endpoint's answer.
 type tokenReply struct {
 	Token string `json:"token"`
 	Exp   int64  `json:"exp"` // Unix seconds
 	Sub   string `json:"sub"`
+	Name  string `json:"name"`
 }
 
-// demoToken hands out a short-lived token: for the subject of a still
-// valid token in the Authorization header (a refresh keeps the identity,
-// which the socket's in-band refresh requires), else for a new guest.
+// nameClaim is the private claim that carries a display name.
+const nameClaim = "name"
+
+// maxNameRunes bounds a display name.
+const maxNameRunes = 32
+
+// validName reports whether s can be shown as a name: 1 to 32 printable
+// characters, without leading or trailing space.
+func validName(s string) bool {
+	if s == "" || s != strings.TrimSpace(s) || !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxNameRunes {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// displayName is the name p's token gives, or its subject when it gives
+// none that can be shown.
+func displayName(p *auth.Principal) string {
+	if n, ok := p.Claims[nameClaim].(string); ok && validName(n) {
+		return n
+	}
+	return p.Subject
+}
+
+var errBadName = errors.New("display name: 1 to 32 printable characters")
+
+// demoToken hands out a short-lived token: for the subject and name of a
+// still valid token in the Authorization header (a refresh keeps the
+// identity, which the socket's in-band refresh requires), else for a new
+// guest with the name in the request body, if any.
 func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
-	sub := ""
+	var req tokenRequest
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&req); err != nil {
+			code := errlog.InvalidArgument
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				code = errlog.TooLarge
+			}
+			wsguard.Reject(w, r, a.log, errlog.NewError(code, err))
+			return
+		}
+		if req.Name != "" && !validName(req.Name) {
+			wsguard.Reject(w, r, a.log, errlog.NewError(errlog.InvalidArgument, errBadName))
+			return
+		}
+	}
+	sub, name := "", req.Name
 	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		if p, err := a.verifier.Verify(r.Context(), auth.Token(tok)); err == nil {
-			sub = p.Subject
+			sub, name = p.Subject, displayName(p)
 		}
 	}
 	if sub == "" {
@@ -123,29 +182,37 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 		_, _ = rand.Read(b)
 		sub = "guest-" + base64.RawURLEncoding.EncodeToString(b)
 	}
+	if name == "" {
+		name = sub
+	}
 	now := time.Now()
 	exp := now.Add(a.ttl)
-	tok, err := auth.Sign(jwa.HS256(), a.key, auth.Claims{Subject: sub, IssuedAt: now, Expiry: exp})
+	// A token id of its own, so that two tokens minted in one second
+	// differ: the page tells a new token from the one just refused.
+	id := make([]byte, 9)
+	_, _ = rand.Read(id)
+	tok, err := auth.Sign(jwa.HS256(), a.key, auth.Claims{
+		Subject: sub, IssuedAt: now, Expiry: exp, ID: base64.RawURLEncoding.EncodeToString(id),
+		Extra: map[string]any{nameClaim: name},
+	})
 	if err != nil {
 		wsguard.Reject(w, r, a.log, errlog.NewError(errlog.Internal, err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(tokenReply{Token: string(tok), Exp: exp.Unix(), Sub: sub})
+	_ = json.NewEncoder(w).Encode(tokenReply{Token: string(tok), Exp: exp.Unix(), Sub: sub, Name: name})
 }
 
-// page serves the single HTML page with its inline style and script,
-// under a Content-Security-Policy that allows exactly those two (by
-// hash) and connections to this origin: nothing external loads, and
-// injected markup could run nothing.
+// page serves the single HTML page with its inline style, under a
+// Content-Security-Policy that allows that style (by hash), scripts from
+// this origin (the page's module and the client module it imports) and
+// connections to this origin: nothing external loads, and injected
+// markup could run nothing.
 var page = func() http.Handler {
-	html := strings.NewReplacer("/*STYLE*/", pageCSS, "/*SCRIPT*/", pageJS).Replace(pageHTML)
-	hash := func(s string) string {
-		sum := sha256.Sum256([]byte(s))
-		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
-	}
-	csp := "default-src 'none'; style-src " + hash(pageCSS) + "; script-src " + hash(pageJS) +
+	html := strings.NewReplacer("/*STYLE*/", pageCSS).Replace(pageHTML)
+	sum := sha256.Sum256([]byte(pageCSS))
+	csp := "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; script-src 'self'" +
 		"; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -157,5 +224,16 @@ var page = func() http.Handler {
 		_, _ = w.Write([]byte(html))
 	})
 }()
+
+// script serves the page's own module.
+func script(js string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/javascript; charset=utf-8")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte(js))
+	})
+}
 
 var errNotJoined = errors.New("say before join")

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/examples/client"
 	"github.com/wsguard/kit/internal/wstest"
 )
 
@@ -78,10 +80,25 @@ func (ts *testServer) restart(t *testing.T) (wait func() error) {
 
 func (ts *testServer) wsURL() string { return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws" }
 
-// token fetches a demo token, for the subject of prev when it is valid.
-func (ts *testServer) token(t *testing.T, prev string) tokenReply {
+// token fetches a demo token: for the subject of prev when it is valid,
+// else for a new guest called name ("" for none).
+func (ts *testServer) token(t *testing.T, prev, name string) tokenReply {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/demo/token", nil)
+	tr, status := ts.tryToken(t, prev, name)
+	if status != http.StatusOK {
+		t.Fatalf("token endpoint: %d", status)
+	}
+	return tr
+}
+
+func (ts *testServer) tryToken(t *testing.T, prev, name string) (tokenReply, int) {
+	t.Helper()
+	var body io.Reader
+	if name != "" {
+		b, _ := json.Marshal(tokenRequest{Name: name})
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/demo/token", body)
 	if prev != "" {
 		req.Header.Set("Authorization", "Bearer "+prev)
 	}
@@ -91,10 +108,10 @@ func (ts *testServer) token(t *testing.T, prev string) tokenReply {
 	}
 	defer resp.Body.Close()
 	var tr tokenReply
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&tr) != nil {
-		t.Fatalf("token endpoint: %s", resp.Status)
+	if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&tr) != nil {
+		t.Fatal("token endpoint: undecodable reply")
 	}
-	return tr
+	return tr, resp.StatusCode
 }
 
 func (ts *testServer) dial(t *testing.T, token string, header http.Header) (*websocket.Conn, *http.Response, error) {
@@ -114,10 +131,10 @@ func (ts *testServer) dial(t *testing.T, token string, header http.Header) (*web
 	return c, resp, err
 }
 
-// connect dials with a fresh demo token.
-func (ts *testServer) connect(t *testing.T) *websocket.Conn {
+// connect dials with a fresh demo token for a guest called name.
+func (ts *testServer) connect(t *testing.T, name string) *websocket.Conn {
 	t.Helper()
-	c, _, err := ts.dial(t, ts.token(t, "").Token, nil)
+	c, _, err := ts.dial(t, ts.token(t, "", name).Token, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +184,7 @@ func sha(s string) string {
 func TestChat(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, config{})
-	ada, bob := ts.connect(t), ts.connect(t)
+	ada, bob := ts.connect(t, "Ada"), ts.connect(t, "Bob")
 
 	steps := []struct {
 		name string
@@ -176,21 +193,24 @@ func TestChat(t *testing.T) {
 		want string // prefix of the reply
 	}{
 		{"say before join", ada, `{"type":"say","text":"hi"}`, `{"type":"error","code":"not_joined","message":"join a room first"}`},
-		{"invalid e-mail", ada, `{"type":"join","room":"lobby","email":"ada@"}`,
-			`{"type":"error","code":"invalid_argument","fields":[{"field":"email","rule":"email"}]}`},
-		{"invalid room and e-mail", ada, `{"type":"join","room":"the lobby","email":""}`,
-			`{"type":"error","code":"invalid_argument","fields":[{"field":"room","rule":"alphanum"},{"field":"email","rule":"required"}]}`},
-		{"member of another type", ada, `{"type":"join","room":"lobby","email":"ada@example.com","text":"x"}`,
+		{"invalid room", ada, `{"type":"join","room":"the lobby"}`,
+			`{"type":"error","code":"invalid_argument","fields":[{"field":"room","rule":"alphanum"}]}`},
+		{"a name is not the message's to give", ada, `{"type":"join","room":"lobby","from":"Bob"}`,
 			`{"type":"error","code":"invalid_argument","message":"unknown field"`},
-		{"join", ada, `{"type":"join","room":"lobby","email":"ada@example.com"}`, `{"type":"joined","room":"lobby","members":1}`},
-		{"second join", bob, `{"type":"join","room":"lobby","email":"bob@example.com"}`, `{"type":"joined","room":"lobby","members":2}`},
+		{"join", ada, `{"type":"join","room":"lobby"}`, `{"type":"joined","room":"lobby","members":1,"name":"Ada","sub":"guest-`},
+		{"member of another type", ada, `{"type":"join","room":"lobby","text":"x"}`,
+			`{"type":"error","code":"invalid_argument","message":"unknown field"`},
+		{"second join", bob, `{"type":"join","room":"lobby"}`, `{"type":"joined","room":"lobby","members":2,"name":"Bob","sub":"guest-`},
+		{"the first member hears of it", ada, "", `{"type":"presence","event":"join","room":"lobby","name":"Bob","sub":"guest-`},
 		{"empty text", ada, `{"type":"say","text":""}`,
 			`{"type":"error","code":"invalid_argument","fields":[{"field":"text","rule":"required"}]}`},
 		{"too long", ada, `{"type":"say","text":"` + strings.Repeat("x", 501) + `"}`,
 			`{"type":"error","code":"invalid_argument","fields":[{"field":"text","rule":"max","param":"500"}]}`},
 	}
 	for _, s := range steps {
-		send(t, s.c, s.send)
+		if s.send != "" {
+			send(t, s.c, s.send)
+		}
 		if got := read(t, s.c); !strings.HasPrefix(got, s.want) {
 			t.Errorf("%s: got %s\nwant %s", s.name, got, s.want)
 		}
@@ -198,26 +218,43 @@ func TestChat(t *testing.T) {
 
 	say := `{"type":"say","text":"hello, <b>lobby</b>"}`
 	send(t, ada, say)
+	var subs []string
 	for _, c := range []*websocket.Conn{ada, bob} {
 		var m chatMsg
 		if err := json.Unmarshal([]byte(read(t, c)), &m); err != nil {
 			t.Fatal(err)
 		}
-		if m.Type != "message" || m.Room != "lobby" || m.From != "ada@example.com" || m.Text != "hello, <b>lobby</b>" || m.Digest != sha(say) {
+		if m.Type != "message" || m.Room != "lobby" || m.From != "Ada" || !strings.HasPrefix(m.Sub, "guest-") ||
+			m.Text != "hello, <b>lobby</b>" || m.Digest != sha(say) {
 			t.Errorf("broadcast %+v", m)
 		}
+		subs = append(subs, m.Sub)
+	}
+	if subs[0] != subs[1] {
+		t.Errorf("the speaker's subject differs between members: %q", subs)
 	}
 
-	// Leaving the room by disconnecting shrinks it.
+	// Leaving the room by disconnecting shrinks it, and the others hear.
 	_ = bob.Close(websocket.StatusNormalClosure, "")
-	carol := ts.connect(t)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		send(t, carol, `{"type":"join","room":"lobby","email":"carol@example.com"}`)
-		if got := read(t, carol); got == `{"type":"joined","room":"lobby","members":2}` || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	var left presenceMsg
+	if err := json.Unmarshal([]byte(read(t, ada)), &left); err != nil {
+		t.Fatal(err)
+	}
+	if left.Type != "presence" || left.Event != "leave" || left.Name != "Bob" || left.Members != 1 {
+		t.Errorf("leave notice %+v", left)
+	}
+
+	// Moving to another room is leaving the first one.
+	carol := ts.connect(t, "Carol")
+	send(t, carol, `{"type":"join","room":"lobby"}`)
+	_ = read(t, carol)
+	_ = read(t, ada) // Carol joined
+	send(t, carol, `{"type":"join","room":"kitchen"}`)
+	if got, want := read(t, carol), `{"type":"joined","room":"kitchen","members":1,"name":"Carol"`; !strings.HasPrefix(got, want) {
+		t.Errorf("moving: got %s, want %s", got, want)
+	}
+	if got, want := read(t, ada), `{"type":"presence","event":"leave","room":"lobby","name":"Carol"`; !strings.HasPrefix(got, want) {
+		t.Errorf("moving: the old room got %s, want %s", got, want)
 	}
 
 	send(t, ada, `{"type":"shout","text":"x"}`)
@@ -226,7 +263,7 @@ func TestChat(t *testing.T) {
 	}
 
 	logs := ts.logs.String()
-	for _, secret := range []string{"hello, <b>lobby</b>", "ada@example.com", "eyJ"} {
+	for _, secret := range []string{"hello, <b>lobby</b>", "eyJ"} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the log contains %q:\n%s", secret, logs)
 		}
@@ -239,7 +276,7 @@ func TestChat(t *testing.T) {
 func TestHandshake(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, config{})
-	tok := ts.token(t, "").Token
+	tok := ts.token(t, "", "").Token
 	tests := []struct {
 		name   string
 		token  string
@@ -283,26 +320,79 @@ func TestHandshake(t *testing.T) {
 func TestTokens(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, config{tokenTTL: time.Minute})
-	first := ts.token(t, "")
-	if !strings.HasPrefix(first.Sub, "guest-") || first.Exp-time.Now().Unix() > 60 {
+	first := ts.token(t, "", "Ada Lovelace")
+	if !strings.HasPrefix(first.Sub, "guest-") || first.Name != "Ada Lovelace" || first.Exp-time.Now().Unix() > 60 {
 		t.Errorf("token %+v", first)
 	}
-	if again := ts.token(t, first.Token); again.Sub != first.Sub {
-		t.Errorf("refresh changed the subject: %q -> %q", first.Sub, again.Sub)
+	again := ts.token(t, first.Token, "Mallory")
+	if again.Sub != first.Sub || again.Name != first.Name {
+		t.Errorf("refresh changed the identity: %+v -> %+v", first, again)
 	}
-	if other := ts.token(t, "not-a-token"); other.Sub == first.Sub {
-		t.Error("an invalid token kept its subject")
+	// Within one second too, the page must tell a new token from the one
+	// the server has just refused.
+	if again.Token == first.Token {
+		t.Error("a refresh returned the same token")
 	}
+	if other := ts.token(t, "not-a-token", ""); other.Sub == first.Sub || other.Name != other.Sub {
+		t.Errorf("an invalid token kept its identity, or a nameless guest is not called by its subject: %+v", other)
+	}
+
+	t.Run("names", func(t *testing.T) {
+		t.Parallel()
+		tests := []struct {
+			name, give string
+			status     int
+		}{
+			{"plain", "Bob", http.StatusOK},
+			{"not ASCII", "Zoë 🐙", http.StatusOK},
+			{"32 characters", strings.Repeat("é", 32), http.StatusOK},
+			{"33 characters", strings.Repeat("é", 33), http.StatusBadRequest},
+			{"control character", "Bob\u0007", http.StatusBadRequest},
+			{"line break", "Bob\nAlice", http.StatusBadRequest},
+			{"leading space", " Bob", http.StatusBadRequest},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				tr, status := ts.tryToken(t, "", tt.give)
+				if status != tt.status || status == http.StatusOK && tr.Name != tt.give {
+					t.Errorf("status %d name %q, want %d", status, tr.Name, tt.status)
+				}
+			})
+		}
+	})
 
 	t.Run("in-band refresh", func(t *testing.T) {
 		c, _, err := ts.dial(t, first.Token, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		next := ts.token(t, first.Token)
+		next := ts.token(t, first.Token, "")
 		send(t, c, `{"type":"refresh","token":"`+next.Token+`"}`)
 		if got, want := read(t, c), `{"type":"refreshed","exp":`; !strings.HasPrefix(got, want) {
 			t.Errorf("got %s", got)
+		}
+	})
+	t.Run("body that is not a token request", func(t *testing.T) {
+		t.Parallel()
+		tests := []struct {
+			body   string
+			status int
+		}{
+			{"{", http.StatusBadRequest},
+			{`{"name":7}`, http.StatusBadRequest},
+			{`"Ada"`, http.StatusBadRequest},
+			{strings.Repeat(" ", 2<<10) + `{"name":"Ada"}`, http.StatusRequestEntityTooLarge},
+		}
+		for _, tt := range tests {
+			resp, err := http.Post(ts.URL+"/demo/token", "application/json", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("%.20q: status %d, want %d", tt.body, resp.StatusCode, tt.status)
+			}
 		}
 	})
 	t.Run("cross-origin token request", func(t *testing.T) {
@@ -341,7 +431,7 @@ func TestShortKey(t *testing.T) {
 func TestRestartClosesGoingAway(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, config{})
-	old := ts.token(t, "").Token
+	old := ts.token(t, "", "").Token
 	c, _, err := ts.dial(t, old, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -358,39 +448,52 @@ func TestRestartClosesGoingAway(t *testing.T) {
 	if _, resp, err := ts.dial(t, old, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("old token after restart: %v %v", resp, err)
 	}
-	ts.connect(t)
+	ts.connect(t, "")
 }
 
 func TestPage(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, config{})
-	resp, err := http.Get(ts.URL + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body bytes.Buffer
-	_, _ = body.ReadFrom(resp.Body)
-	html := body.String()
-	csp := resp.Header.Get("Content-Security-Policy")
-	if resp.StatusCode != 200 || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'sha256-") {
-		t.Errorf("status %d, CSP %q", resp.StatusCode, csp)
-	}
-	if !strings.Contains(html, "<script>"+pageJS+"</script>") || !strings.Contains(html, "<style>"+pageCSS+"</style>") {
-		t.Error("the page does not inline its script and style")
-	}
-	for _, external := range []string{"src=", "href=", "@import", "url("} {
-		if strings.Contains(html, external) {
-			t.Errorf("the page refers to an external asset (%s)", external)
-		}
-	}
-	for _, path := range []string{"/other", "/page/app.js"} {
+	get := func(path string) (*http.Response, string) {
+		t.Helper()
 		resp, err := http.Get(ts.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+
+	resp, html := get("/")
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != 200 || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self';") ||
+		!strings.Contains(csp, "style-src 'sha256-") {
+		t.Errorf("status %d, CSP %q", resp.StatusCode, csp)
+	}
+	if !strings.Contains(html, "<style>"+pageCSS+"</style>") || !strings.Contains(html, `<script type="module" src="/app.js"></script>`) {
+		t.Error("the page does not inline its style and load its module")
+	}
+	for _, external := range []string{"://", "@import", "url("} {
+		if strings.Contains(html, external) {
+			t.Errorf("the page refers to another origin (%s)", external)
+		}
+	}
+
+	scripts := []struct{ path, body string }{{"/app.js", pageJS}, {"/wsguard.js", client.Module}}
+	for _, s := range scripts {
+		resp, body := get(s.path)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" ||
+			resp.Header.Get("X-Content-Type-Options") != "nosniff" || body != s.body {
+			t.Errorf("GET %s: %d %q", s.path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	if !strings.Contains(pageJS, `from "/wsguard.js"`) {
+		t.Error("the page's script does not import the client module")
+	}
+
+	for _, path := range []string{"/other", "/page/app.js", "/client/wsguard.js"} {
+		if resp, _ := get(path); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d", path, resp.StatusCode)
 		}
 	}

@@ -2,8 +2,9 @@ package main
 
 import _ "embed"
 
-// The page, its style and its script, inlined into one response at
-// start-up so that the page needs no other request and no external asset.
+// The page with its style inlined at start-up, and the page's script,
+// served beside the client module it imports: nothing comes from another
+// origin.
 var (
 	//go:embed page/index.html
 	pageHTML string

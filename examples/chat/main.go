@@ -5,15 +5,19 @@
 //	go run ./examples/chat            # http://127.0.0.1:8080/
 //	go run ./examples/chat -addr :9000
 //
-// The page connects to /ws with its token in the subprotocol
+// The page connects to /ws through the client module examples/client
+// (served at /wsguard.js) with its token in the subprotocol
 // "bearer.<jwt>" beside "chat.v1", joins a room and says things that
-// are broadcast to the room with their digest.
+// are broadcast to the room with their digest. The room hears who joins
+// and leaves, and how many are there. A speaker's name is the "name"
+// claim of its token (else its subject), never something a message says.
 //
 // Tokens are HS256, verified with the key in the environment variable
 // WSGUARD_CHAT_KEY (32 bytes or more); the page then takes its token from
-// its URL fragment, /#token=<jwt>. Without the variable the server
-// generates a key and, for development only, hands out short-lived demo
-// tokens to the page at POST /demo/token.
+// its URL fragment, /#token=<jwt>, and says so when that token has
+// expired or is refused. Without the variable the server generates a key
+// and, for development only, hands out short-lived demo tokens at POST
+// /demo/token, for the name given at sign-in.
 package main
 
 import (

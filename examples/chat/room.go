@@ -6,17 +6,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/errlog"
 	"github.com/wsguard/kit/validate"
 	"github.com/wsguard/kit/wsguard"
 )
 
 // Messages from the page. Each type has its own struct and rules; the
-// validate.Router picks by "type" and rejects members a type lacks.
+// validate.Router picks by "type" and rejects members a type lacks. Who
+// speaks is never part of a message: it is the token's.
 type (
 	joinMsg struct {
-		Room  string `json:"room" validate:"required,alphanum,max=32"`
-		Email string `json:"email" validate:"required,email,max=254"`
+		Room string `json:"room" validate:"required,alphanum,max=32"`
 	}
 	sayMsg struct {
 		Text string `json:"text" validate:"required,max=500"`
@@ -29,103 +30,178 @@ type (
 		Type    string `json:"type"` // "joined"
 		Room    string `json:"room"`
 		Members int    `json:"members"`
+		Name    string `json:"name"` // the joiner, as the others see it
+		Sub     string `json:"sub"`
+	}
+	// presenceMsg tells a room's other members that someone came or left,
+	// and how many are there now.
+	presenceMsg struct {
+		Type    string `json:"type"`  // "presence"
+		Event   string `json:"event"` // "join" or "leave"
+		Room    string `json:"room"`
+		Name    string `json:"name"`
+		Sub     string `json:"sub"`
+		Members int    `json:"members"`
 	}
 	chatMsg struct {
 		Type   string    `json:"type"` // "message"
 		Room   string    `json:"room"`
-		From   string    `json:"from"`
+		From   string    `json:"from"` // the display name of the speaker's token
+		Sub    string    `json:"sub"`  // the speaker's subject
 		Text   string    `json:"text"`
 		Digest string    `json:"digest"` // of the say message as received
 		At     time.Time `json:"at"`
 	}
 )
 
-// member is a connection that joined a room.
-type member struct {
-	room, email string
+// person is who a connection is, from its token.
+type person struct {
+	sub, name string
+}
+
+// personOf returns the identity of the connection of ctx: its subject and
+// the display name its token carries.
+func personOf(ctx context.Context) person {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return person{}
+	}
+	return person{sub: p.Subject, name: displayName(p)}
+}
+
+// room is a set of connections that hear each other.
+type room struct {
+	name    string
+	mu      sync.Mutex
+	members map[*wsguard.Conn]person
+}
+
+// broadcast sends msg to every member of r but except (nil: to all).
+// Each send is bounded by its recipient's own context and write timeout,
+// never by the sender's: a recipient that cannot take the message is
+// closed by its own write timeout, which is no reason to fail the
+// sender.
+func (r *room) broadcast(msg []byte, except *wsguard.Conn) {
+	r.mu.Lock()
+	conns := make([]*wsguard.Conn, 0, len(r.members))
+	for c := range r.members {
+		if c != except {
+			conns = append(conns, c)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Send(c.Context(), wsguard.MessageText, msg)
+	}
 }
 
 // hub knows which connection is in which room.
 type hub struct {
-	mu      sync.Mutex
-	members map[*wsguard.Conn]member
-	rooms   map[string]map[*wsguard.Conn]struct{}
+	mu    sync.Mutex
+	in    map[*wsguard.Conn]*room
+	rooms map[string]*room
 }
 
 func newHub() *hub {
-	return &hub{members: make(map[*wsguard.Conn]member), rooms: make(map[string]map[*wsguard.Conn]struct{})}
+	return &hub{in: make(map[*wsguard.Conn]*room), rooms: make(map[string]*room)}
 }
 
-// enter moves c into room and returns the room's size.
-func (h *hub) enter(c *wsguard.Conn, room, email string) int {
+// enter moves c into the room called name and returns it with its size.
+// The room c was in, if another, hears that c left.
+func (h *hub) enter(c *wsguard.Conn, name string, who person) (*room, int) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if old, known := h.members[c]; known {
-		h.removeLocked(c, old.room)
+	old := h.in[c]
+	left := -1
+	if old != nil && old.name != name {
+		left = h.removeLocked(c, old)
 	}
-	h.members[c] = member{room: room, email: email}
-	if h.rooms[room] == nil {
-		h.rooms[room] = make(map[*wsguard.Conn]struct{})
+	r := h.rooms[name]
+	if r == nil {
+		r = &room{name: name, members: make(map[*wsguard.Conn]person)}
+		h.rooms[name] = r
 	}
-	h.rooms[room][c] = struct{}{}
-	return len(h.rooms[room])
+	h.in[c] = r
+	r.mu.Lock()
+	r.members[c] = who
+	n := len(r.members)
+	r.mu.Unlock()
+	h.mu.Unlock()
+	if left >= 0 {
+		old.broadcast(presence("leave", old.name, who, left), nil)
+	}
+	return r, n
 }
 
+// leave takes c out of its room, which hears that it left.
 func (h *hub) leave(c *wsguard.Conn) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if m, ok := h.members[c]; ok {
-		h.removeLocked(c, m.room)
-		delete(h.members, c)
+	r := h.in[c]
+	if r == nil {
+		h.mu.Unlock()
+		return
 	}
+	r.mu.Lock()
+	who := r.members[c]
+	r.mu.Unlock()
+	n := h.removeLocked(c, r)
+	delete(h.in, c)
+	h.mu.Unlock()
+	r.broadcast(presence("leave", r.name, who, n), nil)
 }
 
-func (h *hub) removeLocked(c *wsguard.Conn, room string) {
-	delete(h.rooms[room], c)
-	if len(h.rooms[room]) == 0 {
-		delete(h.rooms, room)
+// removeLocked takes c out of r and returns r's size; an empty room is
+// forgotten. h.mu is held.
+func (h *hub) removeLocked(c *wsguard.Conn, r *room) int {
+	r.mu.Lock()
+	delete(r.members, c)
+	n := len(r.members)
+	r.mu.Unlock()
+	if n == 0 {
+		delete(h.rooms, r.name)
 	}
+	return n
 }
 
-// lookup returns c's membership and the connections of its room.
-func (h *hub) lookup(c *wsguard.Conn) (member, []*wsguard.Conn, bool) {
+// roomOf returns the room c is in.
+func (h *hub) roomOf(c *wsguard.Conn) (*room, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m, ok := h.members[c]
-	if !ok {
-		return m, nil, false
-	}
-	conns := make([]*wsguard.Conn, 0, len(h.rooms[m.room]))
-	for o := range h.rooms[m.room] {
-		conns = append(conns, o)
-	}
-	return m, conns, true
+	r, ok := h.in[c]
+	return r, ok
+}
+
+func presence(event, room string, who person, members int) []byte {
+	b, _ := json.Marshal(presenceMsg{Type: "presence", Event: event, Room: room, Name: who.name, Sub: who.sub, Members: members})
+	return b
 }
 
 func (a *app) join(ctx context.Context, c *wsguard.Conn, m joinMsg) error {
-	n := a.hub.enter(c, m.Room, m.Email)
-	return c.SendJSON(ctx, joinedMsg{Type: "joined", Room: m.Room, Members: n})
+	who := personOf(ctx)
+	r, n := a.hub.enter(c, m.Room, who)
+	if err := c.SendJSON(ctx, joinedMsg{Type: "joined", Room: m.Room, Members: n, Name: who.name, Sub: who.sub}); err != nil {
+		return err
+	}
+	r.broadcast(presence("join", r.name, who, n), c)
+	return nil
 }
 
-// say broadcasts to the speaker's room, the speaker included, with the
-// digest that names the message in the server's logs.
+// say broadcasts to the speaker's room, the speaker included, under the
+// name of the speaker's token, with the digest that names the message in
+// the server's logs.
 func (a *app) say(ctx context.Context, c *wsguard.Conn, m sayMsg) error {
-	me, conns, ok := a.hub.lookup(c)
+	r, ok := a.hub.roomOf(c)
 	if !ok {
 		return errlog.NewError(errlog.InvalidArgument, notJoined{})
 	}
+	who := personOf(ctx)
 	out, err := json.Marshal(chatMsg{
-		Type: "message", Room: me.room, From: me.email, Text: m.Text,
+		Type: "message", Room: r.name, From: who.name, Sub: who.sub, Text: m.Text,
 		Digest: validate.Digest(ctx), At: time.Now().UTC().Truncate(time.Second),
 	})
 	if err != nil {
 		return errlog.NewError(errlog.Internal, err)
 	}
-	for _, o := range conns {
-		// A member that cannot take the message is closed by its own
-		// write timeout; that is no reason to fail the speaker.
-		_ = o.Send(ctx, wsguard.MessageText, out)
-	}
+	r.broadcast(out, nil)
 	return nil
 }
 

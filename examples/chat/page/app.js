@@ -1,41 +1,37 @@
-"use strict";
+// The chat page. It talks to /ws through the client module wsguard.js,
+// which carries the token, refreshes it in band and reconnects as the
+// close code says; this file is the chat itself. Who you are comes from
+// your token: a demo token made for the name you give, or a token handed
+// to you in a link, /#token=<jwt>.
 
-// The chat client. It speaks the "chat.v1" subprotocol with its token in a
-// "bearer.<jwt>" entry, shows the server's field errors next to the form,
-// refreshes its token in-band before it expires and reconnects when the
-// server goes away (1001) or restarts (1012).
+import { Client, tokenClaims } from "/wsguard.js";
 
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  token: "",
-  exp: 0, // Unix seconds
   demo: true, // tokens come from /demo/token
-  ws: null,
-  joined: null, // {room, email} once the server confirmed
-  pendingJoin: null,
-  retries: 0,
-  refreshTimer: 0,
+  token: "", // the latest token
+  fresh: false, // state.token was fetched for the next dial
+  name: "", // asked for by the sign-in form
+  me: { sub: "", name: "" },
+  room: "", // the room the server confirmed
+  pendingRoom: "",
 };
-
-// Close codes after which trying again makes sense: going away, abnormal
-// (the handshake failed, the network dropped), service restart, try again
-// later, token expired or refused, too many requests.
-const RETRY = new Set([1001, 1006, 1012, 1013, 4401, 4429]);
 
 // What a failed rule means, for the fields this page has.
 const RULES = {
   required: () => "required",
-  email: () => "not a valid e-mail address",
   alphanum: () => "letters and digits only",
   max: (p) => `at most ${p} characters`,
   type: (p) => `must be a ${p}`,
 };
-const FIELDS = new Set(["room", "email", "text"]);
+const FIELDS = ["room", "text"];
 
-function setStatus(text, cls) {
-  $("status").textContent = text;
-  $("status").className = cls;
+function setStatus(text, cls, title = "") {
+  const s = $("status");
+  s.textContent = text;
+  s.className = cls;
+  s.title = title;
 }
 
 function setConnected(on) {
@@ -53,14 +49,13 @@ function clearErrors() {
 
 function showError(msg) {
   clearErrors();
-  if (!Array.isArray(msg.fields) || msg.fields.length === 0) {
-    const where = typeof msg.offset === "number" ? ` (at byte ${msg.offset})` : "";
-    $("error").textContent = (msg.message || msg.code) + where;
+  if (msg.fields.length === 0) {
+    $("error").textContent = msg.message || msg.code;
     return;
   }
   for (const f of msg.fields) {
     const text = (RULES[f.rule] || (() => f.rule))(f.param);
-    if (FIELDS.has(f.field)) {
+    if (FIELDS.includes(f.field)) {
       $("err-" + f.field).textContent = text;
       $(f.field).setAttribute("aria-invalid", "true");
     } else {
@@ -69,86 +64,89 @@ function showError(msg) {
   }
 }
 
-// jwtExp reads the expiry of a token the page was given by hand; the
-// server verifies it, the page only needs to know when it runs out.
-function jwtExp(token) {
-  try {
-    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(part)).exp || 0;
-  } catch {
-    return 0;
-  }
+// setIdentity shows who the token says this page is.
+function setIdentity(token) {
+  const c = tokenClaims(token) || {};
+  state.me = { sub: String(c.sub || ""), name: String(c.name || c.sub || "") };
+  $("whoami").textContent = state.me.name || "nobody yet";
+  $("whoami").title = state.me.sub;
 }
 
-function showToken(refreshed) {
-  const until = new Date(state.exp * 1000).toLocaleTimeString();
+function showExpiry(exp, refreshed) {
   const info = $("token-info");
   if (refreshed) {
     info.dataset.refreshes = String(Number(info.dataset.refreshes) + 1);
   }
+  const until = new Date(exp * 1000).toLocaleTimeString();
   info.textContent = `${refreshed ? "token refreshed, " : "token "}valid until ${until}`;
 }
 
-// fetchToken gets a demo token, for the same subject when the current
-// token is still valid, so that an in-band refresh is accepted.
+// fetchToken gets a demo token: for the same subject and name while the
+// current token is valid (which an in-band refresh needs), else for a
+// new guest with the name given at sign-in.
 async function fetchToken() {
-  const headers = state.token ? { Authorization: "Bearer " + state.token } : {};
-  const r = await fetch("/demo/token", { method: "POST", headers, cache: "no-store" });
+  const headers = { "Content-Type": "application/json" };
+  if (state.token) headers.Authorization = "Bearer " + state.token;
+  const r = await fetch("/demo/token", {
+    method: "POST",
+    headers,
+    body: JSON.stringify(state.name ? { name: state.name } : {}),
+    cache: "no-store",
+  });
   if (r.status === 404) {
     state.demo = false;
-    throw new Error("this server hands out no demo tokens: open the page as /#token=<jwt>");
+    throw new Error("This server hands out no demo tokens: open the link you were given.");
   }
   if (!r.ok) {
-    throw new Error(`token endpoint: HTTP ${r.status}`);
+    throw new Error(`The token service answered ${r.status}.`);
   }
   const t = await r.json();
   state.token = t.token;
-  state.exp = t.exp;
-  $("whoami").textContent = t.sub;
+  setIdentity(t.token);
+  return { token: t.token, exp: t.exp };
 }
 
-function scheduleRefresh() {
-  clearTimeout(state.refreshTimer);
+// getToken is what the client module asks whenever it needs a token. A
+// link's token is the only one there is: once it has expired or been
+// refused, the module stops and says so instead of retrying it.
+async function getToken() {
   if (!state.demo) {
-    return;
+    return state.token;
   }
-  const left = state.exp * 1000 - Date.now();
-  const lead = Math.min(60000, left / 4);
-  state.refreshTimer = setTimeout(refresh, Math.max(1000, left - lead));
+  if (state.fresh) {
+    state.fresh = false;
+    return state.token;
+  }
+  return fetchToken();
 }
 
-async function refresh() {
-  try {
-    await fetchToken();
-  } catch (e) {
-    $("error").textContent = e.message;
-    return;
-  }
-  scheduleRefresh();
-  const ws = state.ws;
-  if (ws && ws.readyState === WebSocket.OPEN) {
-    // Exactly this form: the server's auth layer consumes it.
-    ws.send(JSON.stringify({ type: "refresh", token: state.token }));
-  } else {
-    showToken(false);
-  }
-}
+const client = new Client("/ws", { protocol: "chat.v1", getToken });
 
-function send(msg) {
-  const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) {
-    $("error").textContent = "not connected";
-    return;
-  }
-  ws.send(JSON.stringify(msg));
-}
-
-function addMessage(m) {
+function line(cls) {
   const li = document.createElement("li");
+  li.className = cls;
+  const list = $("messages");
+  list.append(li);
+  return li;
+}
+
+function scrollDown() {
+  const list = $("messages");
+  list.scrollTop = list.scrollHeight;
+}
+
+function addNotice(text) {
+  line("notice").textContent = text;
+  scrollDown();
+}
+
+function addMessage(m, mine) {
+  const li = line(mine ? "mine" : "theirs");
   li.dataset.digest = m.digest;
   const from = document.createElement("span");
   from.className = "from";
-  from.textContent = m.from;
+  from.textContent = mine ? "you" : m.from;
+  from.title = m.sub;
   const text = document.createElement("span");
   text.className = "text";
   text.textContent = m.text;
@@ -160,123 +158,170 @@ function addMessage(m) {
   digest.title = m.digest;
   meta.append(`#${m.room} · ${new Date(m.at).toLocaleTimeString()} · sha256 `, digest);
   li.append(from, text, meta);
-  const list = $("messages");
-  list.append(li);
-  list.scrollTop = list.scrollHeight;
+  scrollDown();
 }
 
-function onMessage(ev) {
-  let msg;
-  try {
-    msg = JSON.parse(ev.data);
-  } catch {
+function showMembers(room, n) {
+  $("room-status").textContent = `in #${room}, ${n} here`;
+}
+
+client.on("joined", (m) => {
+  // The server's word on who this is, should the page have read the
+  // token differently.
+  $("whoami").textContent = m.name;
+  state.room = m.room;
+  clearErrors();
+  showMembers(m.room, m.members);
+  addNotice(`You joined #${m.room}.`);
+});
+
+client.on("presence", (m) => {
+  if (m.room !== state.room) return;
+  showMembers(m.room, m.members);
+  if (m.sub !== state.me.sub) {
+    addNotice(`${m.name} ${m.event === "join" ? "joined" : "left"}.`);
+  }
+});
+
+client.on("message", (m) => {
+  const mine = m.sub === state.me.sub;
+  addMessage(m, mine);
+  // The text leaves the box only once the server has taken it.
+  if (mine && $("text").value === m.text) {
+    $("text").value = "";
+    $("err-text").textContent = "";
+    $("text").removeAttribute("aria-invalid");
+  }
+});
+
+client.on("error", (m) => {
+  if (m.code === "not_joined") {
+    clearErrors();
+    $("error").textContent = "Join a room first.";
     return;
   }
-  switch (msg.type) {
-    case "joined":
-      state.joined = state.pendingJoin || state.joined;
-      clearErrors();
-      $("room-status").textContent = `in #${msg.room}, ${msg.members} here`;
-      break;
-    case "message":
-      addMessage(msg);
-      break;
-    case "refreshed":
-      state.exp = msg.exp;
-      showToken(true);
-      break;
-    case "error":
-      showError(msg);
-      break;
-  }
-}
+  showError(m);
+});
 
-function onClose(ev) {
-  state.ws = null;
+client.addEventListener("state", (e) => {
+  if (e.detail.state === "connecting") setStatus("connecting", "pending");
+});
+
+client.addEventListener("open", () => {
+  const status = $("status");
+  status.dataset.connects = String(Number(status.dataset.connects || 0) + 1);
+  setStatus("connected", "ok");
+  setConnected(true);
+  $("reconnect").hidden = true;
+  $("error").textContent = "";
+  showExpiry(client.exp, false);
+  const room = state.room || state.pendingRoom;
+  if (room) {
+    state.room = "";
+    state.pendingRoom = room;
+    client.send("join", { room });
+  }
+});
+
+client.addEventListener("close", (e) => {
+  const d = e.detail;
   setConnected(false);
   $("room-status").textContent = "";
-  setStatus(`disconnected (${ev.code}${ev.reason ? ": " + ev.reason : ""})`, "bad");
-  if (!RETRY.has(ev.code) || (ev.code === 4401 && !state.demo)) {
-    $("reconnect").hidden = false;
+  // Plain words for people; the code for whoever looks closer.
+  setStatus(d.retry === "never" ? "disconnected" : "reconnecting", "bad", `close code ${d.code}${d.reason ? ": " + d.reason : ""}`);
+  $("error").textContent = d.text;
+});
+
+client.addEventListener("refreshed", (e) => showExpiry(e.detail.exp, true));
+
+client.addEventListener("unreachable", (e) => {
+  $("error").textContent = `Cannot reach the chat server (${e.detail.attempts} tries). Still trying…`;
+});
+
+client.addEventListener("stopped", (e) => {
+  const d = e.detail;
+  setConnected(false);
+  $("room-status").textContent = "";
+  if (d.reason === "expired") {
+    if (state.demo) {
+      setStatus("signed out", "bad", `close code ${d.code}`);
+      $("error").textContent = "Your session has expired. Sign in again.";
+      state.token = "";
+      $("name-form").hidden = false;
+    } else {
+      const exp = tokenClaims(state.token)?.exp || 0;
+      setStatus("link expired", "bad", `close code ${d.code}`);
+      $("error").textContent =
+        exp * 1000 <= Date.now()
+          ? "This link has expired. Ask for a new one."
+          : "This link is no longer accepted. Ask for a new one.";
+    }
     return;
   }
-  const delay = Math.min(30000, 500 * 2 ** state.retries) + Math.random() * 250;
-  state.retries++;
-  setTimeout(async () => {
-    // After a refused or failed handshake the token may be the reason:
-    // a restarted demo server has a new key.
-    if (state.demo && (ev.code === 4401 || ev.code === 1006 || state.exp * 1000 - Date.now() < 60000)) {
-      try {
-        await fetchToken();
-        scheduleRefresh();
-      } catch (e) {
-        $("error").textContent = e.message;
-      }
-    }
-    connect();
-  }, delay);
-}
+  setStatus("disconnected", "bad", d.code ? `close code ${d.code}` : "");
+  $("error").textContent = d.text;
+  $("reconnect").hidden = false;
+});
 
-function connect() {
-  $("reconnect").hidden = true;
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${scheme}//${location.host}/ws`, ["chat.v1", "bearer." + state.token]);
-  state.ws = ws;
-  setStatus("connecting", "pending");
-  ws.onopen = () => {
-    state.retries = 0;
-    const status = $("status");
-    status.dataset.connects = String(Number(status.dataset.connects || 0) + 1);
-    setStatus("connected", "ok");
-    setConnected(true);
-    showToken(false);
-    if (state.joined) {
-      state.pendingJoin = state.joined;
-      send({ type: "join", room: state.joined.room, email: state.joined.email });
-    }
-  };
-  ws.onmessage = onMessage;
-  ws.onclose = onClose;
-}
+$("name-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const name = $("name").value.trim();
+  const chars = [...name].length;
+  if (chars === 0 || chars > 32) {
+    $("err-name").textContent = "1 to 32 characters";
+    $("name").setAttribute("aria-invalid", "true");
+    return;
+  }
+  $("err-name").textContent = "";
+  $("name").removeAttribute("aria-invalid");
+  state.name = name;
+  state.token = "";
+  try {
+    await fetchToken();
+  } catch (e) {
+    $("error").textContent = e.message;
+    return;
+  }
+  state.fresh = true;
+  $("name-form").hidden = true;
+  client.start();
+});
 
 $("join-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  state.pendingJoin = { room: $("room").value, email: $("email").value };
-  send({ type: "join", room: state.pendingJoin.room, email: state.pendingJoin.email });
+  state.pendingRoom = $("room").value;
+  client.send("join", { room: state.pendingRoom });
 });
 
 $("say-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const text = $("text").value;
-  send({ type: "say", text });
-  $("text").value = "";
-  $("err-text").textContent = "";
+  if (text.trim() === "") {
+    // Nothing to say; the server would count it as an invalid message.
+    $("text").focus();
+    return;
+  }
+  if (!client.send("say", { text })) {
+    $("error").textContent = "Not connected: your message is kept.";
+  }
 });
 
-$("reconnect").addEventListener("click", () => {
-  state.retries = 0;
-  connect();
-});
+$("reconnect").addEventListener("click", () => client.start());
 
-async function start() {
+function main() {
   const given = new URLSearchParams(location.hash.slice(1)).get("token");
   if (given) {
     // A token from elsewhere; the fragment never reaches the server's logs.
-    state.token = given;
-    state.exp = jwtExp(given);
     state.demo = false;
+    state.token = given;
     history.replaceState(null, "", location.pathname);
-  } else {
-    try {
-      await fetchToken();
-    } catch (e) {
-      setStatus("no token", "bad");
-      $("error").textContent = e.message;
-      return;
-    }
-    scheduleRefresh();
+    setIdentity(given);
+    client.start();
+    return;
   }
-  connect();
+  setStatus("signed out", "pending");
+  $("name-form").hidden = false;
+  $("name").focus();
 }
 
-start();
+main();
