@@ -228,7 +228,7 @@ func (c *Conn) SendJSON(ctx context.Context, v any) error {
 // 123 bytes; never put client input or error detail in it). It waits for
 // the close handshake, at most a few seconds. Closing an already closing
 // connection does nothing.
-func (c *Conn) Close(code websocket.StatusCode, reason string) error {
+func (c *Conn) Close(code StatusCode, reason string) error {
 	if !c.end.CompareAndSwap(nil, &ending{status: code}) {
 		return nil
 	}
