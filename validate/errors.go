@@ -104,7 +104,7 @@ func (e *replyError) Error() string {
 
 // Reply implements wsguard.Replier.
 func (e *replyError) Reply() wsguard.ErrorReply {
-	r := wsguard.ErrorReply{Code: e.code, Message: e.message}
+	r := wsguard.ErrorReply{Type: "error", Code: e.code, Message: e.message}
 	if e.offset >= 0 {
 		off := e.offset
 		r.Offset = &off

@@ -35,11 +35,19 @@ type Replier interface {
 	Reply() ErrorReply
 }
 
-func replyFor(err error) ([]byte, error) {
+// ReplyOf returns the reply a client gets for err: the one err's
+// [Replier] gives, or the code's name and public text. Its Type is always
+// "error". An HTTP handler answers with it, encoded as JSON, to give a
+// client the same shape on both sides of the upgrade.
+func ReplyOf(err error) ErrorReply {
 	r := ErrorReply{Code: errlog.CodeOf(err).String(), Message: errlog.TextOf(err)}
 	if rp, ok := errors.AsType[Replier](err); ok {
 		r = rp.Reply()
 	}
 	r.Type = "error"
-	return json.Marshal(r)
+	return r
+}
+
+func replyFor(err error) ([]byte, error) {
+	return json.Marshal(ReplyOf(err))
 }
