@@ -508,7 +508,7 @@ func (c *Conn) handle() error {
 	}
 	errlog.Log(c.ctx, c.srv.log, "message rejected", err,
 		append(c.logAttrs(), slog.String(errlog.KeyPayload, c.msg.Digest()))...)
-	reply, merr := replyFor(err)
+	reply, merr := replyTo(err, &c.msg)
 	if merr != nil {
 		return errlog.NewError(errlog.Internal, merr)
 	}

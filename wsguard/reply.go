@@ -19,6 +19,9 @@ type ErrorReply struct {
 	Message string       `json:"message,omitempty"`
 	Offset  *int64       `json:"offset,omitempty"`
 	Fields  []FieldError `json:"fields,omitempty"`
+	// ID is the correlation id of the message the reply is about, when it
+	// had one ([Message.ID]).
+	ID MessageID `json:"id,omitempty"`
 }
 
 // FieldError names one field that failed a rule.
@@ -50,4 +53,11 @@ func ReplyOf(err error) ErrorReply {
 
 func replyFor(err error) ([]byte, error) {
 	return json.Marshal(ReplyOf(err))
+}
+
+// replyTo is the reply to the message m for err, with m's id.
+func replyTo(err error, m *Message) ([]byte, error) {
+	r := ReplyOf(err)
+	r.ID = m.ID()
+	return json.Marshal(r)
 }
