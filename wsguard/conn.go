@@ -51,7 +51,7 @@ type Conn struct {
 	writing atomic.Bool // a Send owns wtimer
 	wtimer  *time.Timer // write timeout, reused by every Send that owns it
 
-	values connValues // the application's, see values.go
+	values atomic.Pointer[connValues] // the application's, see values.go
 }
 
 // ending records why a connection ended, for its one log line.
@@ -333,7 +333,7 @@ func (c *Conn) finish() {
 	for _, f := range c.srv.cfg.onDisconnect {
 		c.disconnect(f)
 	}
-	c.values.clear()
+	c.clearValues()
 	if c.srv.obs != nil {
 		c.observeClosed(e)
 	}

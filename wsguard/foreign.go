@@ -48,6 +48,8 @@ import (
 // upgrader that lists none selects none, and a browser that asked for one
 // fails the handshake.
 //
+// [Server.Open] counts the Server's own connections only.
+//
 // Guard panics on a nil h.
 func (s *Server) Guard(h http.Handler) http.Handler {
 	if h == nil {

@@ -21,25 +21,48 @@ func NewConnValue[T any]() *ConnValue[T] { return new(ConnValue[T]) }
 // Get returns the value c holds under k, and whether it holds one. It is
 // safe to call from any goroutine.
 func (k *ConnValue[T]) Get(c *Conn) (T, bool) {
-	v, ok := c.values.get(k)
-	t, _ := v.(T)
-	return t, ok
+	var zero T
+	vs := c.values.Load()
+	if vs == nil {
+		return zero, false
+	}
+	x, ok := vs.get(k)
+	if !ok {
+		return zero, false
+	}
+	return x.(T), true
 }
 
 // Set makes c hold v under k, replacing what it held. On a connection
 // that has ended, it does nothing: the value would outlive the
 // connection it belongs to.
-func (k *ConnValue[T]) Set(c *Conn, v T) { c.values.set(k, v) }
+func (k *ConnValue[T]) Set(c *Conn, v T) {
+	vs := c.values.Load()
+	if vs == nil {
+		c.values.CompareAndSwap(nil, new(connValues))
+		vs = c.values.Load()
+	}
+	vs.set(k, v)
+}
 
 // Delete drops the value c holds under k, if any.
-func (k *ConnValue[T]) Delete(c *Conn) { c.values.delete(k) }
+func (k *ConnValue[T]) Delete(c *Conn) {
+	if vs := c.values.Load(); vs != nil {
+		vs.delete(k)
+	}
+}
 
-// connValues is a connection's value table.
+// connValues is a connection's value table, made by its first Set: a
+// connection that holds no value pays one pointer for it.
 type connValues struct {
 	mu    sync.Mutex
-	m     map[any]any // nil until the first Set
+	m     map[any]any
 	ended bool
 }
+
+// endedValues stands for the table of a connection that has ended and
+// held none.
+var endedValues = &connValues{ended: true}
 
 func (v *connValues) get(k any) (any, bool) {
 	v.mu.Lock()
@@ -66,9 +89,13 @@ func (v *connValues) delete(k any) {
 	delete(v.m, k)
 }
 
-// clear drops every value, for good: the connection has ended.
-func (v *connValues) clear() {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.m, v.ended = nil, true
+// clearValues drops every value c holds, for good: c has ended.
+func (c *Conn) clearValues() {
+	vs := c.values.Swap(endedValues)
+	if vs == nil || vs == endedValues {
+		return
+	}
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.m, vs.ended = nil, true
 }
