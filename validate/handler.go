@@ -20,8 +20,9 @@ type TypedFunc[T any] func(ctx context.Context, c *wsguard.Conn, msg T) error
 // JSON returns a handler that decodes each message strictly into a T (a
 // struct), validates it with v and passes it to h. A message that does not
 // decode or validate never reaches h: it is answered with an error reply
-// and counted by the server's strike counter. JSON panics when T is not a
-// struct type and on a nil v or h.
+// and counted by the server's strike counter. The message may carry an
+// "id" member T does not declare: its correlation id ([ID]). JSON panics
+// when T is not a struct type and on a nil v or h.
 func JSON[T any](v *Validator, h TypedFunc[T]) wsguard.Handler {
 	root := structType[T]("JSON")
 	if v == nil || h == nil {

@@ -69,8 +69,10 @@ func (r *Result) Texts() []string {
 // written before it reads the next message, so Sent holds every reply to
 // msgs; a message a handler sends from another goroutine after the client's
 // close has been read is not seen. Run ends when the connection has closed
-// and the server has stopped, or when ctx ends, and returns an error only
-// when the client could not connect or ctx ended.
+// and the server has stopped, and returns an error only when the client
+// could not connect or ctx ended. When ctx ends, the client drops the
+// connection; a handler that never returns holds Run, as it would hold a
+// server's drain.
 func Run(ctx context.Context, h wsguard.Handler, msgs []string, opts ...wsguard.Option) (*Result, error) {
 	var logs syncBuffer
 	opts = append([]wsguard.Option{wsguard.WithLogger(errlog.NewLogger(&logs, slog.LevelDebug))}, opts...)
