@@ -106,3 +106,21 @@ func ExampleSessions() {
 	// welcome alice
 	// alice said hi
 }
+
+func ExampleNewHMACVerifier() {
+	v, err := auth.NewHMACVerifier(exampleKey, auth.WithAudience("orders"))
+	if err != nil {
+		panic(err)
+	}
+	tok, _ := auth.Sign(jwa.HS256(), exampleKey, auth.Claims{
+		Subject: "alice", Audience: []string{"orders"}, Expiry: time.Now().Add(time.Hour),
+	})
+	p, err := v.Verify(context.Background(), tok)
+	fmt.Println(p.Subject, err)
+
+	_, err = auth.NewHMACVerifier([]byte("too short"))
+	fmt.Println(err != nil)
+	// Output:
+	// alice <nil>
+	// true
+}

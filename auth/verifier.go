@@ -263,6 +263,14 @@ func NewVerifier(alg jwa.SignatureAlgorithm, key any, opts ...VerifierOption) (*
 	return newVerifier(cfg, v), nil
 }
 
+// NewHMACVerifier returns a verifier of HS256 tokens signed with secret,
+// the common case of a service that shares one secret with its token
+// issuer, without importing jwx's algorithm names. secret must be at
+// least 32 bytes. It is NewVerifier(jwa.HS256(), secret, opts...).
+func NewHMACVerifier(secret []byte, opts ...VerifierOption) (*Verifier, error) {
+	return NewVerifier(jwa.HS256(), secret, opts...)
+}
+
 // NewKeySetVerifier returns a verifier of tokens signed with one of the
 // keys of set. Each key must carry its algorithm ("alg") and key ID
 // ("kid"); a token must name the key by kid and use that key's algorithm.

@@ -723,3 +723,34 @@ func TestVerifyRefusesForgeriesPerAlgorithm(t *testing.T) {
 		})
 	}
 }
+
+func TestNewHMACVerifier(t *testing.T) {
+	t.Parallel()
+	v := must(auth.NewHMACVerifier(secret))
+	tests := []struct {
+		name string
+		key  []byte
+		alg  jwa.SignatureAlgorithm
+		ok   bool
+	}{
+		{"HS256 with the secret", secret, jwa.HS256(), true},
+		{"HS256 with another secret", bytes.Repeat([]byte("x"), 32), jwa.HS256(), false},
+		{"HS512 with the secret", append(bytes.Clone(secret), secret...), jwa.HS512(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tok := must(auth.Sign(tt.alg, tt.key, valid("alice", time.Minute)))
+			_, err := v.Verify(context.Background(), tok)
+			if (err == nil) != tt.ok {
+				t.Fatalf("Verify: err = %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && errlog.CodeOf(err) != errlog.Unauthenticated {
+				t.Fatalf("code = %v, want unauthenticated", errlog.CodeOf(err))
+			}
+		})
+	}
+	if _, err := auth.NewHMACVerifier(secret[:31]); err == nil || !strings.Contains(err.Error(), "at least 32 bytes") {
+		t.Fatalf("short secret: err = %v, want one saying it needs 32 bytes", err)
+	}
+}

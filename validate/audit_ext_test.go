@@ -112,6 +112,9 @@ func TestAuditInvalidOneLine(t *testing.T) {
 	if got := closeStatus(t, c); got != websocket.StatusPolicyViolation {
 		t.Fatalf("close %v, want 1008", got)
 	}
+	// The server logs the closing line after the close handshake, which
+	// the client may see end first.
+	logs.WaitFor(t, "connection closed", 5*time.Second)
 	for _, tt := range tests {
 		var named []map[string]any
 		sc := bufio.NewScanner(strings.NewReader(logs.String()))

@@ -47,3 +47,21 @@ func Digest(ctx context.Context) string {
 	}
 	return ""
 }
+
+// ID returns the correlation id of the message being handled
+// ([wsguard.Message.ID]), or "" when it has none or outside a handler of
+// this package. A handler puts it in its replies, so that a client with
+// several requests in flight knows which one a reply answers:
+//
+//	c.SendJSON(ctx, struct {
+//		Type string            `json:"type"`
+//		ID   wsguard.MessageID `json:"id,omitempty"`
+//	}{"joined", validate.ID(ctx)})
+//
+// Call it before the handler returns: the message buffer is then reused.
+func ID(ctx context.Context) wsguard.MessageID {
+	if mc, ok := ctx.Value(messageKey{}).(*messageContext); ok {
+		return mc.m.ID()
+	}
+	return ""
+}

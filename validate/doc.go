@@ -25,7 +25,7 @@
 //
 // As everywhere in this module, a configuration mistake fails at start-up
 // and the constructor's signature decides how: [New], [JSON], [NewRouter],
-// [Handle], [Query], [Signed] and [Dedup] return no error, so they panic on
+// [Handle], [Query], [Body], [Signed] and [Dedup] return no error, so they panic on
 // an invalid argument or option, with a message naming the call and its
 // value ("validate: WithMaxDepth(0): must be >= 1"); [Sign], whose key and
 // key id are data, returns an error. Each option says what zero or nil
@@ -51,7 +51,9 @@
 // digest, never its content.
 //
 // [Query] applies the same strictness and rules to the query string of
-// the handshake, answering HTTP 400 with the same JSON.
+// the handshake, answering HTTP 400 with the same JSON; [Body] does it for
+// the JSON body of an HTTP request, and [WriteError] answers any failed
+// HTTP request with the reply a WebSocket client would get for its error.
 //
 // # Digests and audit
 //

@@ -11,7 +11,7 @@ import (
 	"github.com/wsguard/kit/wsguard"
 )
 
-// Reply codes of the errors this package returns. Both are
+// Reply codes of the errors this package returns. All are
 // errlog.InvalidArgument to the server: answered, counted as a strike,
 // never a disconnect on their own.
 const (
@@ -22,6 +22,9 @@ const (
 	// CodeInvalidArgument: the JSON is well formed but does not fit the
 	// message's struct or its rules. The reply lists the failed fields.
 	CodeInvalidArgument = "invalid_argument"
+	// CodeUnknownType: no handler is registered for the message's "type"
+	// (a [Router] built [WithUnknownTypeReply]).
+	CodeUnknownType = "unknown_type"
 )
 
 // Rules reported in field errors for values that could not be decoded into
@@ -104,7 +107,7 @@ func (e *replyError) Error() string {
 
 // Reply implements wsguard.Replier.
 func (e *replyError) Reply() wsguard.ErrorReply {
-	r := wsguard.ErrorReply{Code: e.code, Message: e.message}
+	r := wsguard.ErrorReply{Type: "error", Code: e.code, Message: e.message}
 	if e.offset >= 0 {
 		off := e.offset
 		r.Offset = &off

@@ -22,6 +22,7 @@ const DefaultMaxDepth = 32
 type Validator struct {
 	v        *validator.Validate
 	maxDepth int
+	maxBody  int64
 }
 
 // Option configures a [Validator].
@@ -29,6 +30,7 @@ type Option func(*options)
 
 type options struct {
 	maxDepth int
+	maxBody  int64
 	rules    []rule
 }
 
@@ -46,6 +48,18 @@ func WithMaxDepth(n int) Option {
 			misconfigured(fmt.Sprintf("WithMaxDepth(%d)", n), "must be >= 1")
 		}
 		o.maxDepth = n
+	}
+}
+
+// WithMaxBody sets the largest request body [Body] reads, in bytes
+// ([DefaultMaxBody] by default); a larger one is refused with 413. n must
+// be >= 1; zero is refused.
+func WithMaxBody(n int64) Option {
+	return func(o *options) {
+		if n < 1 {
+			misconfigured(fmt.Sprintf("WithMaxBody(%d)", n), "must be >= 1")
+		}
+		o.maxBody = n
 	}
 }
 
@@ -69,7 +83,7 @@ func WithRule(tag string, fn validator.Func) Option {
 // documentation describes: a misconfigured validator must not start
 // serving.
 func New(opts ...Option) *Validator {
-	o := options{maxDepth: DefaultMaxDepth}
+	o := options{maxDepth: DefaultMaxDepth, maxBody: DefaultMaxBody}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -83,7 +97,7 @@ func New(opts ...Option) *Validator {
 			misconfigured(fmt.Sprintf("WithRule(%q, ...)", r.tag), err.Error())
 		}
 	}
-	return &Validator{v: v, maxDepth: o.maxDepth}
+	return &Validator{v: v, maxDepth: o.maxDepth, maxBody: o.maxBody}
 }
 
 // register registers r with v. The validator refuses some tags with an

@@ -50,6 +50,8 @@ type Conn struct {
 
 	writing atomic.Bool // a Send owns wtimer
 	wtimer  *time.Timer // write timeout, reused by every Send that owns it
+
+	values atomic.Pointer[connValues] // the application's, see values.go
 }
 
 // ending records why a connection ended, for its one log line.
@@ -231,7 +233,7 @@ func (c *Conn) SendJSON(ctx context.Context, v any) error {
 // 1011 and Close returns an error naming it. Close waits for the close
 // handshake, at most a few seconds. Closing an already closing connection
 // does nothing.
-func (c *Conn) Close(code websocket.StatusCode, reason string) error {
+func (c *Conn) Close(code StatusCode, reason string) error {
 	var bad error
 	if code < 0 || code > 0xffff || !validCloseCode(uint16(code)) {
 		bad = fmt.Errorf("wsguard: close status %d may not be sent: closed with 1011", code)
@@ -358,6 +360,7 @@ func (c *Conn) finish() {
 	for _, f := range c.srv.cfg.onDisconnect {
 		c.disconnect(f)
 	}
+	c.clearValues()
 	if c.srv.obs != nil {
 		c.observeClosed(e)
 	}
@@ -532,7 +535,7 @@ func (c *Conn) handle() error {
 	}
 	errlog.Log(c.ctx, c.srv.log, "message rejected", err,
 		append(c.logAttrs(), slog.String(errlog.KeyPayload, c.msg.Digest()))...)
-	reply, merr := replyFor(err)
+	reply, merr := replyTo(err, &c.msg)
 	if merr != nil {
 		return errlog.NewError(errlog.Internal, merr)
 	}

@@ -15,7 +15,12 @@
 // [HandshakeLimit], [ConnLimit], [IPFilter], [RealIP]) and protect any
 // handler, including one written with another WebSocket library. After the
 // upgrade, [Middleware] is func(Handler) Handler over messages, composed with
-// [Chain].
+// [Chain]. [Server.Guard] puts a handler the Server does not run behind the
+// Server's own guards, counters, observer and drain.
+//
+// A connection holds application values for its lifetime in [ConnValue]
+// keys. A message's correlation id ([Message.ID]) is echoed in the error
+// reply. Package wsguardtest runs a Handler in a unit test.
 //
 // # Configuration mistakes
 //

@@ -39,7 +39,8 @@ const (
 	// Request.
 	EventHandshakeRejected
 	// EventConnOpened: a connection is open, right after the upgrade.
-	// Conn. Every opened connection is later reported closed once.
+	// Conn, or Request alone for one served behind [Server.Guard]. Every
+	// opened connection is later reported closed once.
 	EventConnOpened
 	// EventConnClosed: a connection ended. Code (0 when the application
 	// closed it with [Conn.Close]), Status (the close status sent, or the

@@ -19,6 +19,9 @@ type ErrorReply struct {
 	Message string       `json:"message,omitempty"`
 	Offset  *int64       `json:"offset,omitempty"`
 	Fields  []FieldError `json:"fields,omitempty"`
+	// ID is the correlation id of the message the reply is about, when it
+	// had one ([Message.ID]).
+	ID MessageID `json:"id,omitempty"`
 }
 
 // FieldError names one field that failed a rule.
@@ -35,11 +38,26 @@ type Replier interface {
 	Reply() ErrorReply
 }
 
-func replyFor(err error) ([]byte, error) {
+// ReplyOf returns the reply a client gets for err: the one err's
+// [Replier] gives, or the code's name and public text. Its Type is always
+// "error". An HTTP handler answers with it, encoded as JSON, to give a
+// client the same shape on both sides of the upgrade.
+func ReplyOf(err error) ErrorReply {
 	r := ErrorReply{Code: errlog.CodeOf(err).String(), Message: errlog.TextOf(err)}
 	if rp, ok := errors.AsType[Replier](err); ok {
 		r = rp.Reply()
 	}
 	r.Type = "error"
+	return r
+}
+
+func replyFor(err error) ([]byte, error) {
+	return json.Marshal(ReplyOf(err))
+}
+
+// replyTo is the reply to the message m for err, with m's id.
+func replyTo(err error, m *Message) ([]byte, error) {
+	r := ReplyOf(err)
+	r.ID = m.ID()
 	return json.Marshal(r)
 }

@@ -42,6 +42,7 @@ type Server struct {
 	conns    map[*Conn]struct{}
 	draining bool
 	wg       sync.WaitGroup
+	foreign  map[*foreignConn]struct{} // served behind Guard; made on first use
 }
 
 var errDraining = errors.New("server is shutting down")
@@ -241,7 +242,8 @@ func (s *Server) unregister(c *Conn) {
 }
 
 // Shutdown stops accepting upgrades (new handshakes get 503), closes every
-// open connection with 1001 and waits for their loops to end. When ctx ends
+// open connection with 1001 and waits for their loops to end, and for the
+// handlers behind [Server.Guard] as that method describes. When ctx ends
 // first, the remaining connections are dropped without a close handshake
 // and ctx's error is returned.
 //
@@ -257,7 +259,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
+	foreign := s.foreignConns()
 	s.mu.Unlock()
+	for _, f := range foreign {
+		f.drain()
+	}
 
 	var closers sync.WaitGroup
 	for _, c := range conns {
@@ -280,7 +286,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		_ = c.nc.Close()
 	}
+	foreign = s.foreignConns()
 	s.mu.Unlock()
+	for _, f := range foreign {
+		f.cutSocket()
+	}
 	<-done
 	return ctx.Err()
 }

@@ -1,27 +1,36 @@
 // Command wrap hardens a WebSocket handler a team already runs, written
-// with gorilla/websocket (legacy.go), without changing it: wsguard's HTTP
-// guards and auth.Middleware go in front of it, as they would in front of
-// any http.Handler.
+// with gorilla/websocket (legacy.go), without changing it: it serves the
+// handler at "/" behind a wsguard.Server's own guards (Server.Guard),
+// while the Server itself serves the same echo, moved to wsguard, at
+// "/v2".
 //
 //	WSGUARD_JWT_SECRET=<at least 32 bytes> go run ./examples/wrap
 //
-// In front of the handler, outermost first, in the order wsguard.Server
-// itself applies them (cheap refusals before the costly ones):
+// Both paths pass the same guard instances, in the order the Server
+// applies them (cheap refusals before the costly ones), so a client IP
+// has one connection budget for the whole service:
 //
-//   - wsguard.HandshakeLimit: handshakes per second per client IP (429);
-//   - wsguard.ConnLimit: open connections in total (503) and per IP (429),
-//     held for as long as the handler serves the connection;
-//   - wsguard.OriginCheck: cross-origin pages refused (403), which the
-//     legacy handler's CheckOrigin never did;
+//   - handshakes per second per client IP (429);
+//   - open connections in total (503) and per IP (429), held for as long
+//     as the handler serves the connection;
+//   - cross-origin pages refused (403), which the legacy handler's
+//     CheckOrigin never did;
 //   - auth.Middleware: an HS256 token in the Authorization header or a
 //     "bearer.<jwt>" subprotocol entry beside "wsguard.v1" (401 when
-//     missing or invalid); the entry is removed before the handler runs,
-//     so gorilla selects "wsguard.v1" and never echoes the token.
+//     missing or invalid). The entry is removed before the handler runs;
+//     the legacy upgrader lists "wsguard.v1" in its Subprotocols, so a
+//     browser that sent the token that way gets the protocol it asked
+//     for. Without that line gorilla would select none, and the browser
+//     would fail the handshake.
 //
-// What happens after the upgrade is still the legacy handler's business:
-// it sets no message size limit, rate, idle timeout, or end of the
-// session when the token expires. Those come with moving the handler to
-// wsguard.New, as examples/secure shows.
+// Refusals on either path go to the one log, and on SIGTERM the Server
+// drains both: its own connections get 1001, the legacy handler's request
+// context is canceled, and sockets still open when the shutdown timeout
+// ends are closed.
+//
+// What happens after the upgrade at "/" is still the legacy handler's
+// business: it sets no message size limit, rate, idle timeout, or end of
+// the session when the token expires. "/v2" has all of them.
 package main
 
 import (
@@ -90,26 +99,33 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		wsguard.WithMaxConns(c.maxConns, c.maxConnsPerIP))
 }
 
-// newHandler returns the legacy handler behind the guards.
-func newHandler(c config) (http.Handler, error) {
-	v, err := auth.NewVerifier(jwa.HS256(), c.secret)
+// newHandler returns the Server and the mux that serves the legacy
+// handler behind its guards and the Server beside it.
+func newHandler(c config) (*wsguard.Server, http.Handler, error) {
+	v, err := auth.NewHMACVerifier(c.secret)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var origins []string
+	opts := []wsguard.Option{
+		wsguard.WithLogger(c.logger),
+		wsguard.WithHandshakeRate(c.handshakeRate, c.handshakeBurst),
+		wsguard.WithMaxConns(c.maxConns, c.maxConnsPerIP),
+		wsguard.WithSubprotocols("wsguard.v1"),
+		wsguard.WithHandshake(auth.Middleware(v)),
+	}
 	if c.origins != "" {
-		origins = strings.Split(c.origins, ",")
+		opts = append(opts, wsguard.WithOrigins(strings.Split(c.origins, ",")...))
 	}
-	origin, err := wsguard.NewOriginCheck(origins)
-	if err != nil {
-		return nil, err
+	if err := wsguard.CheckOptions(opts...); err != nil {
+		return nil, nil, err
 	}
-	rate := wsguard.NewHandshakeLimit(c.handshakeRate, c.handshakeBurst)
-	conns := wsguard.NewConnLimit(c.maxConns, c.maxConnsPerIP)
-	authn := auth.Middleware(v)
-	// Instrument hands the one logger to every guard after it.
-	return wsguard.Instrument(c.logger, nil)(
-		rate.Handler(conns.Handler(origin.Handler(authn(http.HandlerFunc(legacyEcho)))))), nil
+	srv := wsguard.New(wsguard.HandlerFunc(func(ctx context.Context, conn *wsguard.Conn, m *wsguard.Message) error {
+		return conn.Send(ctx, m.Type, append([]byte("Server received: "), m.Data...))
+	}), opts...)
+	mux := http.NewServeMux()
+	mux.Handle("/", srv.Guard(http.HandlerFunc(legacyEcho)))
+	mux.Handle("/v2", srv)
+	return srv, mux, nil
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -125,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else {
 		c.secret = []byte(getenv(secretEnv))
 	}
-	h, err := newHandler(c)
+	srv, h, err := newHandler(c)
 	if err != nil {
 		return err
 	}
@@ -145,8 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "go run ./examples/secure/client -url %s -token %s\n", url, string(tok))
 	}
 	// Serve bounds every HTTP connection's life, so that refused and idle
-	// clients do not keep sockets open. The upgraded connections are the
-	// legacy handler's: net/http forgets them once hijacked, nothing drains
-	// them, and they end with the process.
-	return wsguard.Serve(ctx, ln, h, wsguard.WithServeLogger(c.logger))
+	// clients do not keep sockets open, and drains srv, with the legacy
+	// connections behind its Guard, on SIGTERM.
+	return wsguard.Serve(ctx, ln, h, wsguard.WithDrain(srv))
 }

@@ -47,12 +47,17 @@ func start(t *testing.T, set func(*config)) (string, *wstest.Logs) {
 	if set != nil {
 		set(&c)
 	}
-	h, err := newHandler(c)
+	srv, h, err := newHandler(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+	})
 	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/", logs
 }
 
@@ -204,5 +209,46 @@ func TestRunPrintsADemoToken(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+func TestOneBudgetForBothPaths(t *testing.T) {
+	t.Parallel()
+	tok := mint(t, "alice", time.Hour)
+	tests := []struct{ name, first, then string }{
+		{"legacy then v2", "", "v2"},
+		{"v2 then legacy", "v2", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			url, _ := start(t, func(c *config) { c.maxConnsPerIP = 1 })
+			c, _, err := dial(url+tt.first, bearer(tok), "wsguard.v1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			echoes(t, c, "hi")
+			c2, resp, err := dial(url+tt.then, bearer(tok))
+			if err == nil {
+				c2.Close()
+			}
+			if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("second connection: %v, %v; want 429", resp, err)
+			}
+			c.Close()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				c2, _, err := dial(url+tt.then, bearer(tok))
+				if err == nil {
+					echoes(t, c2, "again")
+					c2.Close()
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the slot was not released: %v", err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 	}
 }
