@@ -22,6 +22,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -154,4 +155,57 @@ func serial() *big.Int {
 
 func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// Names of the files [WriteDir] writes.
+const (
+	CAFile   = "ca.pem"   // the CA certificate, for clients to trust
+	CertFile = "cert.pem" // the leaf and the CA, for the server
+	KeyFile  = "key.pem"  // the leaf's key, for the server
+)
+
+// Files are the PEM files [WriteDir] wrote, with what they hold.
+type Files struct {
+	CAFile, CertFile, KeyFile string
+	CA                        *CA
+	Leaf                      *Leaf
+}
+
+// WriteDir makes a CA and a leaf for hosts and writes [CAFile],
+// [CertFile] and [KeyFile] into dir, which must exist. The CA's key is
+// not written: nothing else can be signed with it once the process ends.
+func WriteDir(dir string, hosts ...string) (*Files, error) {
+	ca, err := New("wsguard local CA")
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := ca.Leaf(hosts...)
+	if err != nil {
+		return nil, err
+	}
+	f := &Files{
+		CAFile:   filepath.Join(dir, CAFile),
+		CertFile: filepath.Join(dir, CertFile),
+		KeyFile:  filepath.Join(dir, KeyFile),
+		CA:       ca,
+		Leaf:     leaf,
+	}
+	if err := os.WriteFile(f.CAFile, ca.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	if err := leaf.WriteFiles(f.CertFile, f.KeyFile); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// CABeside returns the [CAFile] in the directory of certFile when there is
+// one, as after WriteDir, and "" otherwise: a server prints it in the
+// client command it suggests.
+func CABeside(certFile string) string {
+	name := filepath.Join(filepath.Dir(certFile), CAFile)
+	if _, err := os.Stat(name); err != nil {
+		return ""
+	}
+	return name
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -58,5 +59,43 @@ func TestLeaf(t *testing.T) {
 	}
 	if _, err := ca.Leaf(); err == nil {
 		t.Error("a leaf with no host was made")
+	}
+}
+
+// TestWriteDir: the three files are written, the key readable by its
+// owner only, and CABeside finds the CA next to the certificate.
+func TestWriteDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	f, err := localca.WriteDir(dir, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(f.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatal("ca.pem holds no certificate")
+	}
+	if _, err := pair.Leaf.Verify(x509.VerifyOptions{DNSName: "localhost", Roots: roots}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(f.KeyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v", fi.Mode(), err)
+	}
+	if got := localca.CABeside(f.CertFile); got != f.CAFile {
+		t.Errorf("CABeside = %q, want %q", got, f.CAFile)
+	}
+	if got := localca.CABeside(filepath.Join(t.TempDir(), "cert.pem")); got != "" {
+		t.Errorf("CABeside found %q in an empty directory", got)
+	}
+	if _, err := localca.WriteDir(filepath.Join(dir, "missing"), "localhost"); err == nil {
+		t.Error("WriteDir into a missing directory succeeded")
 	}
 }
