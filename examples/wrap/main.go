@@ -18,6 +18,13 @@
 //     missing or invalid); the entry is removed before the handler runs,
 //     so gorilla selects "wsguard.v1" and never echoes the token.
 //
+// With -tls-cert and -tls-key (PEM files, such as those go run
+// ./examples/certs writes) it serves wss://, and picks up a renewed pair
+// without a restart (every minute, or on SIGHUP). Without them it serves
+// ws://, and warns at start-up when the address is reachable from other
+// hosts: the tokens would travel in clear unless a TLS-terminating proxy
+// is in front.
+//
 // What happens after the upgrade is still the legacy handler's business:
 // it sets no message size limit, rate, idle timeout, or end of the
 // session when the token expires. Those come with moving the handler to
@@ -27,6 +34,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,6 +51,7 @@ import (
 
 	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/internal/localca"
 	"github.com/wsguard/kit/wsguard"
 )
 
@@ -64,6 +73,8 @@ type config struct {
 	handshakeBurst int
 	maxConns       int
 	maxConnsPerIP  int
+	tlsCert        string
+	tlsKey         string
 
 	secret []byte
 	logger *slog.Logger
@@ -79,8 +90,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.handshakeBurst, "handshake-burst", wsguard.DefaultHandshakeBurst, "handshake burst per client IP")
 	fs.IntVar(&c.maxConns, "max-conns", wsguard.DefaultMaxConns, "open connections in total")
 	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", wsguard.DefaultMaxConnsPerIP, "open connections per client IP")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate chain: serve wss:// (with -tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return c, errTLSFlags
 	}
 	// The guards' constructors panic on a bad value, a bug in a program; a
 	// flag is the user's input, so it is checked as an error here, by the
@@ -89,6 +105,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		wsguard.WithHandshakeRate(c.handshakeRate, c.handshakeBurst),
 		wsguard.WithMaxConns(c.maxConns, c.maxConnsPerIP))
 }
+
+var errTLSFlags = errors.New("-tls-cert and -tls-key go together: set both to serve wss://, or neither for ws://")
 
 // newHandler returns the legacy handler behind the guards.
 func newHandler(c config) (http.Handler, error) {
@@ -133,7 +151,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	url := fmt.Sprintf("ws://%s/", ln.Addr())
+	// Clients send tokens: Serve warns when they would cross the network
+	// in clear.
+	scheme, sopts := "ws", []wsguard.ServeOption{wsguard.WithServeLogger(c.logger), wsguard.WithCredentials()}
+	caFlag := ""
+	if c.tlsCert != "" {
+		scheme, sopts = "wss", append(sopts, wsguard.WithTLS(c.tlsCert, c.tlsKey))
+		if ca := localca.CABeside(c.tlsCert); ca != "" {
+			caFlag = " -ca " + ca
+		}
+	}
+	url := fmt.Sprintf("%s://%s/", scheme, ln.Addr())
 	fmt.Fprintf(stdout, "wrap: listening on %s\n", url)
 	if demo {
 		tok, err := auth.Sign(jwa.HS256(), c.secret, auth.Claims{Subject: "demo", Expiry: time.Now().Add(time.Hour)})
@@ -142,11 +170,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		fmt.Fprintf(stdout, "wrap: %s is not set; this run signs with a random key. Try it from the repository root (type lines, Ctrl-D to quit):\n", secretEnv)
-		fmt.Fprintf(stdout, "go run ./examples/secure/client -url %s -token %s\n", url, string(tok))
+		fmt.Fprintf(stdout, "go run ./examples/secure/client -url %s%s -token %s\n", url, caFlag, string(tok))
 	}
 	// Serve bounds every HTTP connection's life, so that refused and idle
 	// clients do not keep sockets open. The upgraded connections are the
 	// legacy handler's: net/http forgets them once hijacked, nothing drains
 	// them, and they end with the process.
-	return wsguard.Serve(ctx, ln, h, wsguard.WithServeLogger(c.logger))
+	return wsguard.Serve(ctx, ln, h, sopts...)
 }
