@@ -72,6 +72,8 @@ func WithCertReload(d time.Duration) ServeOption {
 // start-up: the tokens travel in clear unless a TLS-terminating proxy is
 // in front. The server still serves; that deployment is common, and
 // [WithRealIP] is how it learns the clients' addresses from the proxy.
+// Serve cannot see TLS done by a listener of yours (tls.NewListener):
+// leave the option out there, or serve with [WithTLS] instead.
 func WithCredentials() ServeOption {
 	return func(c *serveConfig) { c.credentials = true }
 }
