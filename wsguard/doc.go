@@ -8,7 +8,9 @@
 // panic recovery, and graceful draining with [Server.Shutdown]. [Serve]
 // and [ListenAndServe] run it on an http.Server whose timeouts and header
 // bound keep idle, slow and refused clients from holding sockets, and wait
-// for the drain when they stop.
+// for the drain when they stop; with [WithTLS] they serve wss:// (TLS 1.2
+// and up, HTTP/1.1 only) and pick up a renewed certificate without a
+// restart.
 //
 // There are two levels of middleware, both plain functions. Before the
 // upgrade, guards are func(http.Handler) http.Handler ([OriginCheck],

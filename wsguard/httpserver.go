@@ -51,10 +51,16 @@ type serveConfig struct {
 	drain           []*Server
 	shutdownTimeout time.Duration
 	configure       []func(*http.Server)
+
+	mistake           error // the first configuration mistake among the options
+	certFile, keyFile string
+	reloadInterval    time.Duration
+	credentials       bool
+	certs             *certSource // with WithTLS
 }
 
 func newServeConfig(h http.Handler, opts []ServeOption) serveConfig {
-	c := serveConfig{shutdownTimeout: DefaultShutdownTimeout}
+	c := serveConfig{shutdownTimeout: DefaultShutdownTimeout, reloadInterval: DefaultCertReloadInterval}
 	if s, ok := h.(*Server); ok {
 		c.drain = append(c.drain, s)
 	}
@@ -65,6 +71,9 @@ func newServeConfig(h http.Handler, opts []ServeOption) serveConfig {
 		c.logger = c.drain[0].log
 	}
 	c.logger = errlog.OrDefault(c.logger)
+	if c.mistake == nil && c.certFile != "" {
+		c.certs = newCertSource(&c)
+	}
 	return c
 }
 
@@ -131,6 +140,9 @@ func WithHTTPServer(f func(*http.Server)) ServeOption {
 // [Server.Shutdown] and http.Server.Shutdown and wait for both.
 func NewHTTPServer(h http.Handler, opts ...ServeOption) *http.Server {
 	c := newServeConfig(h, opts)
+	if c.mistake != nil {
+		panic(c.mistake)
+	}
 	return c.httpServer(h)
 }
 
@@ -144,6 +156,10 @@ func (c *serveConfig) httpServer(h http.Handler) *http.Server {
 		MaxHeaderBytes:    DefaultMaxHeaderBytes,
 		ErrorLog:          log.New(errorLogWriter{c.logger}, "", 0),
 	}
+	if c.certs != nil {
+		hs.TLSConfig = tlsConfig(c.certs.getCertificate)
+		hs.Protocols = http1Only()
+	}
 	for _, f := range c.configure {
 		f(hs)
 	}
@@ -156,6 +172,12 @@ type errorLogWriter struct{ l *slog.Logger }
 
 func (w errorLogWriter) Write(p []byte) (int, error) {
 	text := strings.TrimSuffix(string(p), "\n")
+	if strings.HasPrefix(text, "http: TLS handshake error") {
+		// A client refused during the handshake (an old TLS version, a
+		// certificate it does not trust, a scanner): the client's doing.
+		errlog.Log(context.Background(), w.l, "TLS handshake refused", errlog.NewError(errlog.Protocol, errors.New(text)))
+		return len(p), nil
+	}
 	level := slog.LevelWarn
 	if strings.HasPrefix(text, "http: panic serving") {
 		level = slog.LevelError
@@ -184,13 +206,35 @@ func ListenAndServe(ctx context.Context, addr string, h http.Handler, opts ...Se
 // at warn level. A process that returns from main when Serve returns
 // exits after the drain, not in the middle of it.
 //
-// Serve closes ln. It returns early with the error of the listener if
+// With [WithTLS], Serve serves TLS on ln (wss://) and reloads the
+// certificate on SIGHUP while it runs; the process then no longer ends on
+// SIGHUP. With [WithCredentials] and no TLS, it warns when ln takes
+// connections from other hosts.
+//
+// Serve closes ln. It returns a configuration mistake or a certificate
+// that does not load before serving anything. It returns early with the error of the listener if
 // Accept fails, after the same shutdown.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, opts ...ServeOption) error {
 	c := newServeConfig(h, opts)
+	if err := c.mistake; err != nil {
+		ln.Close()
+		return err
+	}
+	if c.certs != nil {
+		if err := c.certs.loaded(); err != nil {
+			ln.Close()
+			return err
+		}
+		defer c.reloadOnHangup()()
+	}
+	c.warnCleartext(ln)
 	hs := c.httpServer(h)
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	if c.certs != nil {
+		go func() { served <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { served <- hs.Serve(ln) }()
+	}
 
 	var serveErr error
 	select {

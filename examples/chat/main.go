@@ -4,6 +4,15 @@
 //
 //	go run ./examples/chat            # http://127.0.0.1:8080/
 //	go run ./examples/chat -addr :9000
+//	go run ./examples/chat -tls-cert tls/cert.pem -tls-key tls/key.pem   # https://localhost:8080/
+//
+// With -tls-cert and -tls-key (PEM files, such as those go run
+// ./examples/certs writes) it serves the page over https:// and the socket
+// over wss://, and picks up a renewed pair without a restart (every
+// minute, or on SIGHUP). Without them it serves http:// and ws://, and
+// warns at start-up when the address is reachable from other hosts: the
+// tokens would travel in clear unless a TLS-terminating proxy is in
+// front.
 //
 // The page connects to /ws through the client module examples/client
 // (served at /wsguard.js) with its token in the subprotocol
@@ -22,6 +31,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -36,14 +46,36 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	tlsCert := flag.String("tls-cert", "", "PEM certificate chain: serve https:// and wss:// (with -tls-key)")
+	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
 	flag.Parse()
-	if err := run(*addr); err != nil {
+	if err := run(*addr, *tlsCert, *tlsKey); err != nil {
 		fmt.Fprintln(os.Stderr, "chat:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string) error {
+var errTLSFlags = errors.New("-tls-cert and -tls-key go together: set both to serve https:// and wss://, or neither for http:// and ws://")
+
+// serveOptions are the Serve options of the TLS flags. The page's
+// clients send tokens: Serve warns when they would cross the network in
+// clear.
+func serveOptions(tlsCert, tlsKey string) ([]wsguard.ServeOption, error) {
+	if (tlsCert == "") != (tlsKey == "") {
+		return nil, errTLSFlags
+	}
+	opts := []wsguard.ServeOption{wsguard.WithCredentials()}
+	if tlsCert != "" {
+		opts = append(opts, wsguard.WithTLS(tlsCert, tlsKey))
+	}
+	return opts, nil
+}
+
+func run(addr, tlsCert, tlsKey string) error {
+	opts, err := serveOptions(tlsCert, tlsKey)
+	if err != nil {
+		return err
+	}
 	log := errlog.NewLogger(os.Stderr, slog.LevelInfo)
 	cfg := config{logger: log}
 	if k := os.Getenv("WSGUARD_CHAT_KEY"); k != "" {
@@ -63,9 +95,13 @@ func run(addr string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log.Info("chat is listening", "url", "http://"+ln.Addr().String()+"/")
+	scheme := "http"
+	if tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("chat is listening", "url", scheme+"://"+ln.Addr().String()+"/")
 	// Serve bounds every HTTP connection's life and, on a signal, closes
 	// the sockets (1001, which the page answers by reconnecting, to a
 	// listener already closed) and returns once they are all closed.
-	return wsguard.Serve(ctx, ln, a, wsguard.WithDrain(a.ws))
+	return wsguard.Serve(ctx, ln, a, append(opts, wsguard.WithDrain(a.ws))...)
 }

@@ -20,6 +20,8 @@ func TestBadFlagsAreErrors(t *testing.T) {
 		{[]string{"-idle-timeout", "-1s"}, "wsguard: WithIdleTimeout(-1s): must be >= 0 (0: no idle timeout)"},
 		{[]string{"-ping-interval", "-1s"}, "wsguard: WithPingInterval(-1s): must be >= 0 (0: no pings)"},
 		{[]string{"-origins", "*"}, `wsguard: WithOrigins("*"): origin pattern "*": the host has no label without a wildcard`},
+		{[]string{"-tls-cert", "cert.pem"}, "-tls-cert and -tls-key go together: set both to serve wss://, or neither for ws://"},
+		{[]string{"-tls-key", "key.pem"}, "-tls-cert and -tls-key go together: set both to serve wss://, or neither for ws://"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args[0], func(t *testing.T) {

@@ -3,10 +3,15 @@
 // protections.
 //
 //	go run ./examples/echo -addr 127.0.0.1:8765
+//
+// With -tls-cert and -tls-key (PEM files, such as those go run
+// ./examples/certs writes) it serves wss:// instead, and picks up a
+// renewed pair without a restart (every minute, or on SIGHUP).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/internal/localca"
 	"github.com/wsguard/kit/observe/prom"
 	"github.com/wsguard/kit/wsguard"
 )
@@ -46,6 +52,8 @@ type config struct {
 	logFile         string
 	shutdownTimeout time.Duration
 	metricsAddr     string
+	tlsCert         string
+	tlsKey          string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -63,12 +71,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.logFile, "log-file", "", "JSON-lines log file (stderr when empty)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to drain connections on SIGTERM")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (off when empty)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate chain: serve wss:// (with -tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return c, errTLSFlags
 	}
 	// A bad flag is reported, not a panic in New.
 	return c, wsguard.CheckOptions(flagOptions(c)...)
 }
+
+var errTLSFlags = errors.New("-tls-cert and -tls-key go together: set both to serve wss://, or neither for ws://")
 
 // flagOptions are the server options the flags set.
 func flagOptions(c config) []wsguard.Option {
@@ -83,6 +98,16 @@ func flagOptions(c config) []wsguard.Option {
 		opts = append(opts, wsguard.WithOrigins(strings.Split(c.origins, ",")...))
 	}
 	return opts
+}
+
+// caFlag is the client's -ca flag for the CA file beside certFile, as go
+// run ./examples/certs writes it, or "" (a certificate from a public CA,
+// or no TLS).
+func caFlag(certFile string) string {
+	if ca := localca.CABeside(certFile); ca != "" && certFile != "" {
+		return " -ca " + ca
+	}
+	return ""
 }
 
 // echo answers each message with "Server received: " and the message.
@@ -131,8 +156,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "echo: listening on ws://%s/\n", ln.Addr())
+	scheme, sopts := "ws", []wsguard.ServeOption{wsguard.WithShutdownTimeout(c.shutdownTimeout)}
+	if c.tlsCert != "" {
+		scheme, sopts = "wss", append(sopts, wsguard.WithTLS(c.tlsCert, c.tlsKey))
+	}
+	url := fmt.Sprintf("%s://%s/", scheme, ln.Addr())
+	fmt.Fprintf(stdout, "echo: listening on %s\n", url)
+	fmt.Fprintf(stdout, "echo: try it from the repository root (type lines, Ctrl-D to quit): go run ./examples/secure/client -url %s%s\n", url, caFlag(c.tlsCert))
 	// Serve bounds every HTTP connection's life and, when ctx ends,
-	// returns only once the WebSocket connections are drained.
-	return wsguard.Serve(ctx, ln, ws, wsguard.WithShutdownTimeout(c.shutdownTimeout))
+	// returns only once the WebSocket connections are drained. It returns
+	// at once if the certificate pair does not load.
+	return wsguard.Serve(ctx, ln, ws, sopts...)
 }

@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 type running struct {
 	url     string
 	metrics string // with -metrics-addr
+	client  string // the client command printed
 	stop    context.CancelFunc
 	done    chan error
 }
@@ -48,7 +49,7 @@ func startEcho(t *testing.T, args ...string) *running {
 	}()
 	br := bufio.NewReader(pr)
 	r := &running{stop: stop, done: done}
-	for r.url == "" {
+	for r.url == "" || r.client == "" {
 		line, err := br.ReadString('\n')
 		if err != nil {
 			t.Fatalf("server did not start: %v", err)
@@ -59,6 +60,9 @@ func startEcho(t *testing.T, args ...string) *running {
 		}
 		if u, ok := strings.CutPrefix(line, "echo: listening on "); ok {
 			r.url = u
+		}
+		if cmd, ok := strings.CutPrefix(line, "echo: try it from the repository root (type lines, Ctrl-D to quit): "); ok {
+			r.client = cmd
 		}
 	}
 	go io.Copy(io.Discard, br)

@@ -25,6 +25,14 @@
 // exp plus 5 s the connection closes with 4401 "token expired", unless the
 // client has sent {"type":"refresh","token":"<new jwt>"} for the same sub.
 //
+// With -tls-cert and -tls-key (PEM files, such as those go run
+// ./examples/certs writes) it serves wss://, and picks up a renewed pair
+// without a restart (every minute, or on SIGHUP); the demo client command
+// then trusts the CA beside the certificate with -ca. Without them it
+// serves ws://, and warns at start-up when the address is reachable from
+// other hosts: the tokens would travel in clear unless a TLS-terminating
+// proxy is in front.
+//
 // With -metrics-addr the server serves Prometheus metrics at /metrics on
 // that address, a listener apart from the WebSocket one (off by default).
 // With -redis-addr, instances sharing that Redis enforce one revocation
@@ -36,6 +44,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -55,6 +64,7 @@ import (
 
 	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/internal/localca"
 	"github.com/wsguard/kit/observe/prom"
 	"github.com/wsguard/kit/store/redisstore"
 	"github.com/wsguard/kit/wsguard"
@@ -92,6 +102,8 @@ type config struct {
 	subjectClaim    string
 	metricsAddr     string
 	redisAddr       string
+	tlsCert         string
+	tlsKey          string
 
 	secret   []byte            // the HS256 key
 	observer wsguard.Observer  // from -metrics-addr, or nil
@@ -120,12 +132,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.subjectClaim, "subject-claim", "sub", "the claim that carries the subject, a string or an integer (e.g. user_id)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (off when empty)")
 	fs.StringVar(&c.redisAddr, "redis-addr", "", "Redis host:port (or Unix socket path) shared by all instances for revocations, connection caps and handshake rate (per instance when empty)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate chain: serve wss:// (with -tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return c, errTLSFlags
 	}
 	// A bad flag is reported, not a panic in New.
 	return c, wsguard.CheckOptions(flagOptions(c)...)
 }
+
+var errTLSFlags = errors.New("-tls-cert and -tls-key go together: set both to serve wss://, or neither for ws://")
 
 // flagOptions are the server options the flags set.
 func flagOptions(c config) []wsguard.Option {
@@ -266,7 +285,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	url := fmt.Sprintf("ws://%s/", ln.Addr())
+	// Clients send tokens: Serve warns when they would cross the network
+	// in clear.
+	scheme := "ws"
+	sopts := []wsguard.ServeOption{wsguard.WithDrain(ws), wsguard.WithShutdownTimeout(c.shutdownTimeout), wsguard.WithCredentials()}
+	if c.tlsCert != "" {
+		scheme, sopts = "wss", append(sopts, wsguard.WithTLS(c.tlsCert, c.tlsKey))
+	}
+	url := fmt.Sprintf("%s://%s/", scheme, ln.Addr())
 	fmt.Fprintf(stdout, "secure: listening on %s\n", url)
 	if demo {
 		if err := printDemo(stdout, c, url); err != nil {
@@ -275,8 +301,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	// Serve bounds every HTTP connection's life and, when ctx ends,
-	// returns only once the WebSocket connections are drained.
-	return wsguard.Serve(ctx, ln, h, wsguard.WithDrain(ws), wsguard.WithShutdownTimeout(c.shutdownTimeout))
+	// returns only once the WebSocket connections are drained. It returns
+	// at once if the certificate pair does not load.
+	return wsguard.Serve(ctx, ln, h, sopts...)
 }
 
 // printDemo prints a token valid with the made-up key, and how to use it.
@@ -296,7 +323,15 @@ func printDemo(stdout io.Writer, c config, url string) error {
 	}
 	fmt.Fprintf(stdout, "secure: %s is not set; this run signs with a random key. Demo token (sub \"demo\", valid for an hour):\n%s\n",
 		secretEnv, string(tok))
-	fmt.Fprintf(stdout, "secure: try it from the repository root (type lines, Ctrl-D to quit): go run ./examples/secure/client -url %s -token %s\n", url, string(tok))
-	fmt.Fprintf(stdout, "secure: or with websocat: websocat -H 'Authorization: Bearer %s' %s\n", string(tok), url)
+	ca := ""
+	if c.tlsCert != "" {
+		ca = localca.CABeside(c.tlsCert)
+	}
+	caFlag, caEnv := "", ""
+	if ca != "" {
+		caFlag, caEnv = " -ca "+ca, "SSL_CERT_FILE="+ca+" "
+	}
+	fmt.Fprintf(stdout, "secure: try it from the repository root (type lines, Ctrl-D to quit): go run ./examples/secure/client -url %s%s -token %s\n", url, caFlag, string(tok))
+	fmt.Fprintf(stdout, "secure: or with websocat: %swebsocat -H 'Authorization: Bearer %s' %s\n", caEnv, string(tok), url)
 	return nil
 }

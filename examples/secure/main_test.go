@@ -446,7 +446,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) (url string, 
 	br := bufio.NewReader(pr)
 	lines := 1
 	if env[secretEnv] == "" {
-		lines = 4
+		lines = 5
 	}
 	for range lines {
 		line, err := br.ReadString('\n')

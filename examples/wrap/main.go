@@ -23,6 +23,13 @@
 //     for. Without that line gorilla would select none, and the browser
 //     would fail the handshake.
 //
+// With -tls-cert and -tls-key (PEM files, such as those go run
+// ./examples/certs writes) it serves wss://, and picks up a renewed pair
+// without a restart (every minute, or on SIGHUP). Without them it serves
+// ws://, and warns at start-up when the address is reachable from other
+// hosts: the tokens would travel in clear unless a TLS-terminating proxy
+// is in front.
+//
 // Refusals on either path go to the one log, and on SIGTERM the Server
 // drains both: its own connections get 1001, the legacy handler's request
 // context is canceled, and sockets still open when the shutdown timeout
@@ -36,6 +43,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,6 +60,7 @@ import (
 
 	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/errlog"
+	"github.com/wsguard/kit/internal/localca"
 	"github.com/wsguard/kit/wsguard"
 )
 
@@ -73,6 +82,8 @@ type config struct {
 	handshakeBurst int
 	maxConns       int
 	maxConnsPerIP  int
+	tlsCert        string
+	tlsKey         string
 
 	secret []byte
 	logger *slog.Logger
@@ -88,8 +99,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.handshakeBurst, "handshake-burst", wsguard.DefaultHandshakeBurst, "handshake burst per client IP")
 	fs.IntVar(&c.maxConns, "max-conns", wsguard.DefaultMaxConns, "open connections in total")
 	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", wsguard.DefaultMaxConnsPerIP, "open connections per client IP")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate chain: serve wss:// (with -tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return c, errTLSFlags
 	}
 	// The guards' constructors panic on a bad value, a bug in a program; a
 	// flag is the user's input, so it is checked as an error here, by the
@@ -98,6 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		wsguard.WithHandshakeRate(c.handshakeRate, c.handshakeBurst),
 		wsguard.WithMaxConns(c.maxConns, c.maxConnsPerIP))
 }
+
+var errTLSFlags = errors.New("-tls-cert and -tls-key go together: set both to serve wss://, or neither for ws://")
 
 // newHandler returns the Server and the mux that serves the legacy
 // handler behind its guards and the Server beside it.
@@ -149,7 +167,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	url := fmt.Sprintf("ws://%s/", ln.Addr())
+	// Clients send tokens: Serve warns when they would cross the network
+	// in clear.
+	scheme, sopts := "ws", []wsguard.ServeOption{wsguard.WithServeLogger(c.logger), wsguard.WithCredentials()}
+	caFlag := ""
+	if c.tlsCert != "" {
+		scheme, sopts = "wss", append(sopts, wsguard.WithTLS(c.tlsCert, c.tlsKey))
+		if ca := localca.CABeside(c.tlsCert); ca != "" {
+			caFlag = " -ca " + ca
+		}
+	}
+	url := fmt.Sprintf("%s://%s/", scheme, ln.Addr())
 	fmt.Fprintf(stdout, "wrap: listening on %s\n", url)
 	if demo {
 		tok, err := auth.Sign(jwa.HS256(), c.secret, auth.Claims{Subject: "demo", Expiry: time.Now().Add(time.Hour)})
@@ -158,10 +186,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		fmt.Fprintf(stdout, "wrap: %s is not set; this run signs with a random key. Try it from the repository root (type lines, Ctrl-D to quit):\n", secretEnv)
-		fmt.Fprintf(stdout, "go run ./examples/secure/client -url %s -token %s\n", url, string(tok))
+		fmt.Fprintf(stdout, "go run ./examples/secure/client -url %s%s -token %s\n", url, caFlag, string(tok))
 	}
 	// Serve bounds every HTTP connection's life, so that refused and idle
 	// clients do not keep sockets open, and drains srv, with the legacy
 	// connections behind its Guard, on SIGTERM.
-	return wsguard.Serve(ctx, ln, h, wsguard.WithDrain(srv))
+	return wsguard.Serve(ctx, ln, h, append(sopts, wsguard.WithDrain(srv))...)
 }

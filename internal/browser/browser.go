@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,8 +49,9 @@ func Find() string {
 // New starts a headless browser for t and returns the context of its
 // first tab, bounded by timeout; [NewTab] opens more. The browser is
 // stopped, and its profile deleted, when the test ends. Page console
-// output and uncaught exceptions go to the test log.
-func New(t testing.TB, timeout time.Duration) context.Context {
+// output and uncaught exceptions go to the test log. extra are more
+// flags, such as [TrustSPKI].
+func New(t testing.TB, timeout time.Duration, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := Find()
 	if path == "" {
@@ -80,6 +82,7 @@ func New(t testing.TB, timeout time.Duration) context.Context {
 		chromedp.WindowSize(1000, 800),
 		chromedp.CombinedOutput(&output),
 	}
+	opts = append(opts, extra...)
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), timeout)
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	tab, cancelTab := chromedp.NewContext(actx, chromedp.WithListener(consoleLogger(t)))
@@ -96,6 +99,16 @@ func New(t testing.TB, timeout time.Duration) context.Context {
 		t.Fatalf("starting %s: %v\n%s", path, err, output.String())
 	}
 	return tab
+}
+
+// TrustSPKI makes the browser accept a certificate chain, whatever CA
+// signed it, when a certificate in it has one of these public keys,
+// given as the base64 SHA-256 of the SubjectPublicKeyInfo (see
+// localca.Leaf.SPKIHash): how a test trusts the certificate it made, and
+// only that one, without installing its CA. Every other certificate is
+// still verified.
+func TrustSPKI(hashes ...string) chromedp.ExecAllocatorOption {
+	return chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(hashes, ","))
 }
 
 // NewTab opens another tab in the browser of ctx, closed when the test

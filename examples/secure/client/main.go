@@ -9,12 +9,24 @@
 // "subprotocol" (bearer.<jwt> beside wsguard.v1, as a browser sends it) or
 // "message" (the first text message). The token may also come from the
 // environment variable WSGUARD_TOKEN, which keeps it out of the process
-// list.
+// list. Without a token it connects without one (examples/echo).
+//
+// A wss:// URL is verified against the system's CAs, or with -ca FILE
+// against the CA certificates in that PEM file only (a private CA, such as
+// the one go run ./examples/certs writes):
+//
+//	go run ./examples/secure/client -url wss://localhost:8888/ -ca tls/ca.pem -token <jwt>
+//
+// -insecure-skip-verify turns the verification off, for a test against a
+// certificate you cannot get the CA of: anyone on the path can then read
+// and change the connection, token included.
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +34,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -43,13 +56,27 @@ func run(ctx context.Context, args []string, envToken string, stdin io.Reader, s
 	token := fs.String("token", envToken, "bearer token (default $WSGUARD_TOKEN)")
 	via := fs.String("via", "header", "where the token goes: header, subprotocol or message")
 	linger := fs.Duration("linger", 500*time.Millisecond, "how long to wait for replies after stdin ends")
+	caFile := fs.String("ca", "", "PEM file of the CA certificates to trust for a wss:// URL, instead of the system's")
+	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the server's certificate (INSECURE: anyone on the path can read the token)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	opts := &websocket.DialOptions{Subprotocols: []string{"wsguard.v1"}}
+	tlsConfig, err := clientTLS(*url, *caFile, *insecure)
+	if err != nil {
+		return err
+	}
+	if tlsConfig != nil {
+		if *insecure {
+			fmt.Fprintln(stderr, "client: -insecure-skip-verify: the server's certificate is not verified")
+		}
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}
+	}
 	switch *via {
 	case "header":
-		opts.HTTPHeader = http.Header{"Authorization": {"Bearer " + *token}}
+		if *token != "" {
+			opts.HTTPHeader = http.Header{"Authorization": {"Bearer " + *token}}
+		}
 	case "subprotocol":
 		opts.Subprotocols = append(opts.Subprotocols, "bearer."+*token)
 	case "message":
@@ -109,6 +136,33 @@ func run(ctx context.Context, args []string, envToken string, stdin io.Reader, s
 			return closed(err)
 		}
 	}
+}
+
+// clientTLS returns the TLS settings -ca and -insecure-skip-verify ask
+// for, nil for the default ones. Either flag with a ws:// URL, or both
+// together, is an error: one of them would be ignored.
+func clientTLS(url, caFile string, insecure bool) (*tls.Config, error) {
+	if caFile == "" && !insecure {
+		return nil, nil
+	}
+	if !strings.HasPrefix(url, "wss://") {
+		return nil, fmt.Errorf("-ca and -insecure-skip-verify apply to a wss:// URL, not %q", url)
+	}
+	if insecure {
+		if caFile != "" {
+			return nil, errors.New("-ca and -insecure-skip-verify together: the CA would be ignored")
+		}
+		return &tls.Config{InsecureSkipVerify: true}, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-ca: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-ca %s: no PEM certificate in the file", caFile)
+	}
+	return &tls.Config{RootCAs: roots}, nil
 }
 
 // finish closes the connection once stdin has ended and the replies to
