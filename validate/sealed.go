@@ -38,15 +38,16 @@ const (
 )
 
 var (
-	errSealedForm     = errors.New("not a compact JWE in the sealed profile")
-	errSealedHeader   = errors.New("protected header outside the sealed profile")
-	errSealedKid      = errors.New("unknown key id")
-	errSealedKidMoved = errors.New("key id is not the one the connection started with")
-	errSealedAlg      = errors.New("algorithm is not the key's")
-	errSealedOpen     = errors.New("does not decrypt with the key")
-	errSealedInner    = errors.New("malformed sealed payload")
-	errSealedReplyKey = errors.New("reply key is not the one the connection started with")
-	errNoReplyKey     = errors.New("validate: Sealed.Send: the connection has not pinned a reply key yet")
+	errSealedForm       = errors.New("not a compact JWE in the sealed profile")
+	errSealedHeader     = errors.New("protected header outside the sealed profile")
+	errSealedKid        = errors.New("unknown key id")
+	errSealedKidMoved   = errors.New("key id is not the one the connection started with")
+	errSealedAlg        = errors.New("algorithm is not the key's")
+	errSealedOpen       = errors.New("does not decrypt with the key")
+	errSealedInner      = errors.New("malformed sealed payload")
+	errSealedReplyKey   = errors.New("reply key is not the one the connection started with")
+	errSealedNoReplyKey = errors.New("the first message under an EC key carries no reply key")
+	errNoReplyKey       = errors.New("validate: Sealed.Send: the connection has not pinned a reply key yet")
 )
 
 // sealedKey is one of the server's keys, with the only algorithm it is
@@ -195,6 +196,9 @@ func (s *Sealed) open(st *sealedState, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	var reply *ecdh.PublicKey
+	if key.alg == algECDH && pinnedReply == nil && env.rpk == nil {
+		return nil, errSealedNoReplyKey
+	}
 	if env.rpk != nil {
 		if reply, err = env.rpk.publicKey(); err != nil {
 			return nil, errSealedHeader
@@ -233,8 +237,8 @@ func (s *Sealed) open(st *sealedState, data []byte) ([]byte, error) {
 // message. With a symmetric key the reply uses the connection's key;
 // with an EC key it is sealed with ECDH-ES+A256KW to the reply key the
 // client pinned in its first message ("rpk"). Send fails before the
-// connection's first sealed message, and on an EC connection whose
-// client sent no reply key. It is safe to call from any goroutine.
+// connection's first sealed message. It is safe to call from any
+// goroutine.
 func (s *Sealed) Send(ctx context.Context, c *wsguard.Conn, body []byte) error {
 	v, ok := s.states.m.Load(c)
 	if !ok {

@@ -269,6 +269,7 @@ const (
 	errKid      = "unknown key id"
 	errKidMoved = "key id is not the one the connection started with"
 	errReplyKey = "reply key is not the one the connection started with"
+	errNoReply  = "carries no reply key"
 	errSeq      = "sequence number did not increase"
 	errTS       = "timestamp outside the window"
 )
@@ -400,6 +401,7 @@ func TestSealedRejects(t *testing.T) {
 		{"leading zero in sequence", [][]byte{payload(t, strings.Replace(plaintext(1, signedNow, "hello"), " 1 ", " 01 ", 1))}, errlog.ClosePolicyViolation, errInner},
 		{"kid changes", [][]byte{ecTwo[0], dirTwo[1]}, errlog.ClosePolicyViolation, errKidMoved},
 		{"reply key changes", [][]byte{ecTwo[0], jweOf(t, plaintext(2, signedNow, "hello"), jwa.ECDH_ES_A256KW(), a256, sealEC, "srv-ec-1", map[string]any{"rpk": otherRpk()})}, errlog.ClosePolicyViolation, errReplyKey},
+		{"first EC message without a reply key", [][]byte{ecTwo[1]}, errlog.ClosePolicyViolation, errNoReply},
 		// Without a reply key, a later message does not change the pinned one.
 		{"no reply key after the first", [][]byte{ecTwo[0], ecTwo[1], jweOf(t, plaintext(3, signedNow, "hello"), jwa.ECDH_ES_A256KW(), a256, sealEC, "srv-ec-1", map[string]any{"rpk": otherRpk()})}, errlog.ClosePolicyViolation, errReplyKey},
 		{"over the read limit", [][]byte{seal(t, sealClient(t, sealShared), strings.Repeat("x", 64<<10))}, errlog.CloseMessageTooBig, ""},
