@@ -47,7 +47,7 @@ var (
 	errSealedInner      = errors.New("malformed sealed payload")
 	errSealedReplyKey   = errors.New("reply key is not the one the connection started with")
 	errSealedNoReplyKey = errors.New("the first message under an EC key carries no reply key")
-	errNoReplyKey       = errors.New("validate: Sealed.Send: the connection has not pinned a reply key yet")
+	errNoReplyKey       = errors.New("validate: Sealed.Send: no sealed message opened on the connection (not yet, or it is closed)")
 )
 
 // sealedKey is one of the server's keys, with the only algorithm it is
@@ -156,7 +156,9 @@ func newSealedKey(k jwk.Key) (*sealedKey, error) {
 // (close 1008) with the code's short text, so that a client learns nothing
 // of why; the server's log line names the check and the digest of the
 // sealed message, never its content. The message keeps that digest, of
-// the ciphertext, for logs and [Dedup].
+// the ciphertext, for logs and [Dedup]. Put [Dedup], if used, before
+// Middleware: an identical retry is then absorbed rather than refused as
+// a replay.
 func (s *Sealed) Middleware(next wsguard.Handler) wsguard.Handler {
 	return wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
 		st := s.states.get(c)
