@@ -94,9 +94,10 @@ func (c *SealClient) Seal(body []byte) ([]byte, error) {
 }
 
 // Open returns the body of a reply the server sealed with [Sealed.Send].
-// It refuses, with one error whatever the reason, a message outside the
-// profile, one that does not decrypt, and one whose sequence number is
-// not greater than the last reply's (a replay). The reply's timestamp is
+// It refuses a message outside the profile, one that does not decrypt,
+// one sealed in the client's direction, and one whose sequence number is
+// not greater than the last reply's (a replay); the error names the
+// check, for the client's own log. The reply's timestamp is
 // not checked: a client's clock is not to be trusted to be right.
 func (c *SealClient) Open(msg []byte) ([]byte, error) {
 	body, err := c.open(msg)

@@ -71,10 +71,14 @@ type Sealed struct {
 type sealedState struct {
 	last uint64 // the last sequence number received; the reading goroutine only
 
-	mu      sync.Mutex // the rest: Send runs on any goroutine
-	kid     string
-	key     *sealedKey
-	reply   *ecdh.PublicKey // the client's reply key, ECDH keys only
+	mu    sync.Mutex // kid, key and reply: Send runs on any goroutine
+	kid   string
+	key   *sealedKey
+	reply *ecdh.PublicKey // the client's reply key, ECDH keys only
+
+	// sendMu is held from numbering a reply to writing it, so that
+	// replies leave in the order of their sequence numbers.
+	sendMu  sync.Mutex
 	sendSeq uint64
 }
 
@@ -240,7 +244,8 @@ func (s *Sealed) open(st *sealedState, data []byte) ([]byte, error) {
 // with an EC key it is sealed with ECDH-ES+A256KW to the reply key the
 // client pinned in its first message ("rpk"). Send fails before the
 // connection's first sealed message. It is safe to call from any
-// goroutine.
+// goroutine; the sends on one connection take turns, so that the client
+// receives them in the order of their sequence numbers.
 func (s *Sealed) Send(ctx context.Context, c *wsguard.Conn, body []byte) error {
 	v, ok := s.states.m.Load(c)
 	if !ok {
@@ -249,13 +254,14 @@ func (s *Sealed) Send(ctx context.Context, c *wsguard.Conn, body []byte) error {
 	st := v.(*sealedState)
 	st.mu.Lock()
 	key, kid, reply := st.key, st.kid, st.reply
+	st.mu.Unlock()
 	if key == nil || key.alg == algECDH && reply == nil {
-		st.mu.Unlock()
 		return errNoReplyKey
 	}
+	st.sendMu.Lock()
+	defer st.sendMu.Unlock()
 	st.sendSeq++
 	seq := st.sendSeq
-	st.mu.Unlock()
 	var out []byte
 	var err error
 	if key.alg == algDir {

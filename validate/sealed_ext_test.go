@@ -12,6 +12,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -593,6 +594,44 @@ func TestNewSealClientRejects(t *testing.T) {
 			t.Parallel()
 			if _, err := validate.NewSealClient(tt.key, nil); err == nil {
 				t.Error("NewSealClient succeeded")
+			}
+		})
+	}
+}
+
+// TestSealedConcurrentSend pushes sealed messages from several goroutines
+// at once: the client must receive them in sequence order, or it would
+// refuse the late ones as replays.
+func TestSealedConcurrentSend(t *testing.T) {
+	t.Parallel()
+	const pushers, each = 8, 10
+	s := validate.NewSealed(sealKeys, validate.WithSignedClock(func() time.Time { return signedNow }))
+	h := wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+		var wg sync.WaitGroup
+		for range pushers {
+			wg.Go(func() {
+				for range each {
+					if err := s.Send(c.Context(), c, []byte("push")); err != nil {
+						t.Errorf("push: %v", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return nil
+	})
+	for _, key := range []jwk.Key{sealEC, sealShared} {
+		kid, _ := key.KeyID()
+		t.Run(kid, func(t *testing.T) {
+			t.Parallel()
+			conn := dial(t, serve(t, wsguard.NewChain(s.Middleware).Then(h), new(wstest.Logs)))
+			client := sealClient(t, key)
+			sendBytes(t, conn, seal(t, client, "start"))
+			for i := range pushers * each {
+				if _, err := client.Open([]byte(read(t, conn))); err != nil {
+					t.Fatalf("push %d: %v", i, err)
+				}
 			}
 		})
 	}
