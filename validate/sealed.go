@@ -53,10 +53,9 @@ var (
 // sealedKey is one of the server's keys, with the only algorithm it is
 // used with.
 type sealedKey struct {
-	alg    string
-	jwa    jwa.KeyEncryptionAlgorithm
-	key    any // *ecdsa.PrivateKey for algECDH, []byte for algDir
-	shared []byte
+	alg string
+	jwa jwa.KeyEncryptionAlgorithm
+	key any // *ecdsa.PrivateKey for algECDH, []byte for algDir
 }
 
 // Sealed opens messages sealed for the server as compact JWE (see the
@@ -86,9 +85,11 @@ type sealedState struct {
 // each named by its "kid". The key decides the algorithm, never the
 // message: an EC P-256 private key is used with ECDH-ES+A256KW, a 32-byte
 // symmetric key with "dir"; the content is always A256GCM. A key whose
-// "alg" names another algorithm is refused. Keep a retired key in the set
-// until the clients that use it have reconnected: a connection keeps the
-// key id of its first message.
+// "alg" names another algorithm is refused. The set is read once: to
+// rotate, serve a set with the old key and the new, move the clients to
+// the new kid, then serve one without the old key once the connections
+// that started with it are gone (a connection keeps the kid of its first
+// message).
 //
 // The options are [Signed]'s: [WithSkew] and [WithSignedClock] set the
 // time window of the sealed payload's timestamp.
@@ -140,7 +141,7 @@ func newSealedKey(k jwk.Key) (*sealedKey, error) {
 		if len(raw) != sharedKeyLen {
 			return nil, errors.New("symmetric keys must be 32 bytes")
 		}
-		sk.alg, sk.jwa, sk.key, sk.shared = algDir, jwa.DIRECT(), raw, raw
+		sk.alg, sk.jwa, sk.key = algDir, jwa.DIRECT(), raw
 	default:
 		return nil, fmt.Errorf("a %T is neither an EC P-256 private key nor a 32-byte symmetric key", raw)
 	}
@@ -265,7 +266,7 @@ func (s *Sealed) Send(ctx context.Context, c *wsguard.Conn, body []byte) error {
 	var out []byte
 	var err error
 	if key.alg == algDir {
-		out, err = sealTo(jwa.DIRECT(), key.shared, kid, nil, sealedToClient, seq, s.cfg.now(), body)
+		out, err = sealTo(jwa.DIRECT(), key.key, kid, nil, sealedToClient, seq, s.cfg.now(), body)
 	} else {
 		out, err = sealTo(jwa.ECDH_ES_A256KW(), reply, "", nil, sealedToClient, seq, s.cfg.now(), body)
 	}
