@@ -551,27 +551,31 @@ func TestNewSealedPanics(t *testing.T) {
 	tests := []struct {
 		name string
 		set  jwk.Set
+		want string
 	}{
-		{"nil set", nil},
-		{"empty set", jwk.NewSet()},
-		{"no kid", keySet(noKid)},
-		{"kid twice", keySet(newSharedKey("a", bytes.Repeat([]byte{1}, 32)), newSharedKey("a", bytes.Repeat([]byte{2}, 32)))},
-		{"short shared key", keySet(newSharedKey("a", bytes.Repeat([]byte{1}, 16)))},
-		{"P-384", keySet(k384)},
-		{"public key only", keySet(publicOf(t, sealEC))},
-		{"alg of another algorithm", keySet(ec)},
+		{"nil set", nil, "validate: NewSealed(nil, ...): needs at least one key"},
+		{"empty set", jwk.NewSet(), "validate: NewSealed(empty set, ...): needs at least one key"},
+		{"no kid", keySet(noKid), `validate: NewSealed(key 0): needs a "kid"`},
+		{"kid twice", keySet(newSharedKey("a", bytes.Repeat([]byte{1}, 32)), newSharedKey("a", bytes.Repeat([]byte{2}, 32))), `validate: NewSealed(kid "a"): kid used twice`},
+		{"short shared key", keySet(newSharedKey("a", bytes.Repeat([]byte{1}, 16))), `validate: NewSealed(kid "a"): symmetric keys must be 32 bytes`},
+		{"P-384", keySet(k384), `validate: NewSealed(kid "p384"): EC keys must be on P-256`},
+		{"public key only", keySet(publicOf(t, sealEC)), `validate: NewSealed(kid "srv-ec-1"): a *ecdsa.PublicKey is neither`},
+		{"alg of another algorithm", keySet(ec), `validate: NewSealed(kid "x"): the key's alg "ECDH-ES" is not "ECDH-ES+A256KW"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			defer func() {
-				if recover() == nil {
-					t.Error("no panic")
-				}
-			}()
-			validate.NewSealed(tt.set)
+			if got := panicText(func() { validate.NewSealed(tt.set) }); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("panic %q, want %q", got, tt.want)
+			}
 		})
 	}
+	t.Run("zero skew", func(t *testing.T) {
+		t.Parallel()
+		if got := panicText(func() { validate.NewSealed(sealKeys, validate.WithSkew(0)) }); got != "validate: WithSkew(0s): must be > 0" {
+			t.Errorf("panic %q", got)
+		}
+	})
 }
 
 func TestNewSealClientRejects(t *testing.T) {
