@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 )
 
@@ -80,6 +81,82 @@ func FuzzSealedOpen(f *testing.F) {
 		}
 		if st.last < 2 || st.kid == "" || len(body) > len(data) {
 			t.Fatalf("%q: admitted as %q with state %+v", data, body, st)
+		}
+	})
+}
+
+// FuzzSealClientOpen feeds a Go client anything as a server's reply: it
+// never panics, refuses with one of its own errors, and admits only
+// replies in the server's direction whose sequence number grows.
+func FuzzSealClientOpen(f *testing.F) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	pk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ec, err := jwk.Import(pk)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, err := jwk.PublicKeyOf(ec)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rawShared := bytes.Repeat([]byte{9}, 32)
+	shared, err := jwk.Import(rawShared)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, k := range []jwk.Key{pub, shared} {
+		if err := k.Set(jwk.KeyIDKey, "k"); err != nil {
+			f.Fatal(err)
+		}
+	}
+	ecClient, err := NewSealClient(pub, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	dirClient, err := NewSealClient(shared, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for seq := range uint64(3) {
+		for _, body := range []string{`{"type":"ok"}`, ""} {
+			r, err := sealTo(jwa.ECDH_ES_A256KW(), ecClient.reply.PublicKey(), "", nil, sealedToClient, seq, now, []byte(body))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(false, r)
+			r, err = sealTo(jwa.DIRECT(), rawShared, "k", nil, sealedToClient, seq, now, []byte(body))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(true, r)
+			r, err = sealTo(jwa.DIRECT(), rawShared, "k", nil, sealedToServer, seq, now, []byte(body))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(true, r)
+		}
+	}
+	known := []error{errSealedForm, errSealedHeader, errSealedKid, errSealedAlg, errSealedOpen, errSealedInner, errSequence}
+	f.Fuzz(func(t *testing.T, dir bool, data []byte) {
+		c := *ecClient
+		if dir {
+			c = *dirClient
+		}
+		c.last = 1 // so that a seeded reply numbered 1 or less is a replay
+		body, err := c.Open(data)
+		if err != nil {
+			for _, k := range known {
+				if errors.Is(err, k) {
+					return
+				}
+			}
+			t.Fatalf("%q: refused with an error of no check: %v", data, err)
+		}
+		if c.last < 2 || bytes.Count(data, []byte(".")) != 4 || len(body) > len(data) {
+			t.Fatalf("%q: admitted as %q, last %d", data, body, c.last)
 		}
 	})
 }
