@@ -112,6 +112,9 @@ func TestAuditInvalidOneLine(t *testing.T) {
 	if got := closeStatus(t, c); got != websocket.StatusPolicyViolation {
 		t.Fatalf("close %v, want 1008", got)
 	}
+	// The close frame can reach the client before the server has written
+	// its line about it.
+	logs.WaitFor(t, "connection closed", 5*time.Second)
 	for _, tt := range tests {
 		var named []map[string]any
 		sc := bufio.NewScanner(strings.NewReader(logs.String()))
