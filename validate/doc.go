@@ -150,9 +150,9 @@
 //
 // Before anything is decrypted, a message is refused that is not exactly
 // five base64url parts (so the JSON serialization and several recipients
-// too), whose header is over 1 KiB or has any member but those above
-// ("zip", "crit", "jku", "jwk", "x5u", "apu", "p2c" included; names are
-// case-sensitive and may appear once), whose kid is unknown or not the
+// too), whose encoded header is over 1024 characters or has any member
+// but those above ("zip", "crit", "jku", "jwk", "x5u", "apu", "p2c"
+// included; names are case-sensitive and may appear once), whose kid is unknown or not the
 // one the connection started with, whose alg or enc is not its key's, or
 // whose epk, IV, tag or encrypted key does not have the size the profile
 // fixes. The server's read limit bounds the whole message before that
