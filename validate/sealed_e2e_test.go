@@ -22,8 +22,9 @@ import (
 	"github.com/wsguard/kit/wsguard"
 )
 
-// sealedPage seals two messages with examples/client/sealed.js, opens the
-// replies, then replays its first message; it keeps everything that
+// sealedPage seals two messages with examples/client/sealed.js (one with
+// seal and ws.send, one with send), opens the replies, then replays its
+// first message; it keeps everything that
 // crossed the wire in window.wire for the test to read.
 const sealedPage = `<!doctype html>
 <meta charset="utf-8">
@@ -46,11 +47,10 @@ try {
     if (w.replies.length === 2) ws.send(w.sent[0]);
   };
   await new Promise((resolve) => { ws.onopen = resolve; });
-  for (const body of ['{"type":"say","text":"the launch code is 0000"}', "ünïcode ✓"]) {
-    const msg = await client.seal(body);
-    w.sent.push(msg);
-    ws.send(msg);
-  }
+  const msg = await client.seal('{"type":"say","text":"the launch code is 0000"}');
+  w.sent.push(msg);
+  ws.send(msg);
+  w.sent.push(await client.send(ws, "ünïcode ✓"));
 } catch (e) {
   w.errors.push(String(e));
 }

@@ -177,10 +177,15 @@ export async function sealClient(server) {
     // open returns the text of a sealed reply; openBytes its bytes.
     open: async (msg) => dec.decode(await openBytes(msg)),
     openBytes,
-    // send seals body and sends it on ws, in the order of the calls.
+    // send seals body and sends it on ws, in the order of the calls; it
+    // resolves to the sealed message once sent.
     send(ws, body) {
       const sealed = seal(body);
-      queue = queue.then(async () => ws.send(await sealed));
+      queue = queue.then(async () => {
+        const msg = await sealed;
+        ws.send(msg);
+        return msg;
+      });
       return queue;
     },
   };
