@@ -25,10 +25,10 @@
 //
 // As everywhere in this module, a configuration mistake fails at start-up
 // and the constructor's signature decides how: [New], [JSON], [NewRouter],
-// [Handle], [Query], [Body], [Signed] and [Dedup] return no error, so they panic on
-// an invalid argument or option, with a message naming the call and its
-// value ("validate: WithMaxDepth(0): must be >= 1"); [Sign], whose key and
-// key id are data, returns an error. Each option says what zero or nil
+// [Handle], [Query], [Body], [Signed], [NewSealed] and [Dedup] return no
+// error, so they panic on an invalid argument or option, with a message
+// naming the call and its value ("validate: WithMaxDepth(0): must be >= 1");
+// [Sign] and [NewSealClient], whose keys are data, return an error. Each option says what zero or nil
 // means: the default (the clocks, the logger of [Audit]) or refused (every
 // size, limit and window).
 //
@@ -128,6 +128,76 @@
 // signed messages over wss so that they cannot be captured, keep the
 // skew as short as the clients' clocks allow, and give messages whose
 // repetition matters an id the application remembers.
+//
+// # Sealed messages
+//
+// [Sealed] keeps a message's content opaque to everything between the
+// client and the handler: a TLS-terminating proxy or CDN, a message log,
+// the server's own log. A sealed message is a compact JWE (RFC 7516), one
+// per text message, in a narrow profile:
+//
+//	message   = b64(header) "." b64(encrypted-key) "." b64(iv) "." b64(ciphertext) "." b64(tag)
+//	header    = {"alg":..., "enc":"A256GCM", "kid":..., "epk":{...}, "rpk":{...}}
+//	plaintext = "WSE1" SP dir SP seq SP ts LF body
+//
+// where b64 is base64url without padding, dir is "c" from the client and
+// "s" from the server, and seq, ts and body are as in a signed message.
+// The server's key, found by "kid" in the set given to [NewSealed],
+// decides the algorithm: an EC P-256 key means "alg":"ECDH-ES+A256KW"
+// with the sender's ephemeral key in "epk" (anyone with the public key
+// can seal for it); a 32-byte symmetric key means "alg":"dir" with no
+// encrypted key (only holders of the key can). "enc" is always A256GCM.
+// Web Crypto has all of it (ECDH, AES-KW, AES-GCM), so a browser seals
+// with no library.
+//
+// Before anything is decrypted, a message is refused that is not exactly
+// five base64url parts (so the JSON serialization and several recipients
+// too), whose encoded header is over 1024 characters or has any member
+// but those above ("zip", "crit", "jku", "jwk", "x5u", "apu", "p2c"
+// included; names are case-sensitive and may appear once), whose kid is unknown or not the
+// one the connection started with, whose alg or enc is not its key's, or
+// whose epk, IV, tag or encrypted key does not have the size the profile
+// fixes. The server's read limit bounds the whole message before that
+// (a 32 KiB body seals to about 44 KiB: raise [wsguard.WithReadLimit]).
+// After decryption the payload must name the client's direction, and its
+// seq and ts follow [Signed]'s rules: greater than the last seq on the
+// connection, within the skew of the server's clock ([WithSkew]).
+//
+// Every refusal closes the connection with errlog.PolicyViolation (1008)
+// and the code's short text, whatever the check, so that a client learns
+// nothing from which one failed: no padding or MAC oracle. The server's
+// log line names the check and the digest of the ciphertext; the
+// plaintext is never logged, and the digest a handler sees ([Digest],
+// m.Digest()) is also the ciphertext's.
+//
+// Replies: the handler seals a message for the client with [Sealed.Send].
+// With a symmetric key the reply uses the connection's key. With an EC
+// key it is sealed with ECDH-ES+A256KW to the client's reply key: a P-256
+// public JWK the client puts in the "rpk" member of its first message's
+// protected header, where the AEAD tag covers it; a first message
+// without one is refused. The connection pins it; a later message may
+// repeat it but not change it. The direction in
+// the payload keeps a reply from being sent back as a client's message.
+//
+// A Go client uses [SealClient]; a browser uses examples/client/sealed.js
+// (Web Crypto, no dependency):
+//
+//	client, err := validate.NewSealClient(serverPublicJWK, nil)
+//	msg, err := client.Seal(body)
+//	err = conn.Write(ctx, websocket.MessageText, msg)
+//	_, reply, err := conn.Read(ctx)
+//	body, err = client.Open(reply)
+//
+// Sealing is not sender authentication under ECDH-ES: authenticate the
+// connection at the handshake (package auth), or use a symmetric key per
+// principal. As with [Signed], sequence numbers count per connection and
+// nothing in the envelope names the connection: a captured message is
+// refused again on its own connection, but admitted once on each new
+// connection while its timestamp is within the skew. Under an EC key only
+// a first message can start a connection (it carries the reply key), and
+// the replies to its replay are sealed to the key of the client that
+// sealed it, not to whoever replayed it. Serve sealed messages over wss
+// too, keep the skew short, and make repeatable messages idempotent.
 //
 // # Duplicates
 //
