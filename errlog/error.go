@@ -1,9 +1,6 @@
 package errlog
 
-import (
-	"context"
-	"errors"
-)
+import "errors"
 
 // Error is an error with a [Code]. The wrapped error is internal detail for
 // the log; a client only ever sees the public text.
@@ -51,26 +48,19 @@ func (e *Error) Error() string {
 // Unwrap returns the wrapped error.
 func (e *Error) Unwrap() error { return e.err }
 
-// CodeOf classifies err: an [*Error] anywhere in the chain gives its code.
-// Otherwise only the standard context errors are known:
-// context.DeadlineExceeded is [DeadlineExceeded] and context.Canceled is
-// [Canceled]. Anything else is [Internal], the most conservative answer:
-// an error is classified where it happens (the connection that reads EOF
-// knows its peer left; a handler's failed backend call does not mean that),
-// never guessed from its type here. CodeOf(nil) is 0, which is not a valid
-// code.
+// CodeOf classifies err: an [*Error] anywhere in the chain gives its code,
+// and anything else is [Internal], the most conservative answer. An error
+// is classified where it happens: the connection that reads EOF knows its
+// peer left, the server's own timers know a deadline passed; a handler's
+// failed backend call, its own timed-out or canceled context, means
+// neither of these, whatever the error's type. CodeOf(nil) is 0, which is
+// not a valid code.
 func CodeOf(err error) Code {
 	if err == nil {
 		return 0
 	}
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e.code
-	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return Canceled
 	}
 	return Internal
 }

@@ -48,6 +48,8 @@ type Conn struct {
 	timer   *time.Timer // keepalive: one per connection, no goroutine
 	stopped bool
 
+	handling atomic.Bool // the handler is running: the peer is not idle
+
 	writing atomic.Bool // a Send owns wtimer
 	wtimer  *time.Timer // write timeout, reused by every Send that owns it
 
@@ -62,7 +64,6 @@ type ending struct {
 }
 
 var (
-	errMessageRate  = errors.New("message rate exceeded")
 	errBinary       = errors.New("binary message on a text endpoint")
 	errUTF8         = errors.New("text message is not valid UTF-8")
 	errTooLarge     = errors.New("message over the read limit")
@@ -242,6 +243,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	if !c.end.CompareAndSwap(nil, &ending{status: code}) {
 		return nil
 	}
+	c.cancel(errClosed)
 	err := c.closeHandshake(code, cutReason(reason))
 	close(c.closed)
 	if bad != nil {
@@ -293,6 +295,7 @@ func (c *Conn) CloseWithError(err error) {
 // digest.
 func (c *Conn) fail(err error, m *Message) {
 	if c.end.Load() != nil {
+		c.failedLate(err)
 		return
 	}
 	code := errlog.CodeOf(err)
@@ -311,14 +314,28 @@ func (c *Conn) fail(err error, m *Message) {
 		e.digest = m.Digest()
 	}
 	if !c.end.CompareAndSwap(nil, e) {
+		c.failedLate(err)
 		return
 	}
+	// The handler and hooks waiting on the context learn now, not when
+	// the close handshake is over.
+	c.cancel(err)
 	if isDropped {
 		_ = c.ws.CloseNow()
 	} else {
 		_ = c.closeHandshake(e.status, errlog.TextOf(err))
 	}
 	close(c.closed)
+}
+
+// failedLate logs err, which came after the connection had already ended
+// for another reason, when it is a failure of its own (a handler's panic
+// or internal error): the closing line names the first reason only.
+func (c *Conn) failedLate(err error) {
+	if errlog.CodeOf(err) != errlog.Internal || errors.Is(err, ErrClosed) {
+		return
+	}
+	errlog.Log(c.ctx, c.srv.log, "handler failed after the connection ended", err, c.logAttrs()...)
 }
 
 // serve runs the message loop on the serving goroutine until the
@@ -412,7 +429,7 @@ func (c *Conn) loop() {
 		// cancelable context would cost a timer registration per message.
 		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {
-			c.fail(classifyRead(err), nil)
+			c.readFailed(classifyRead(err))
 			return
 		}
 		c.started++
@@ -427,16 +444,7 @@ func (c *Conn) loop() {
 // stack while an idle connection waits in Reader (see [Server.accept]).
 func (c *Conn) next(typ MessageType, r io.Reader) bool {
 	s := c.srv
-	now := time.Now()
-	c.last.Store(now.UnixNano())
-	if !c.limiter.AllowN(now, 1) {
-		err := errlog.NewError(errlog.ResourceExhausted, errMessageRate)
-		if o := s.obs; o != nil {
-			o.Observe(c.ctx, Event{Kind: EventLimited, Code: errlog.ResourceExhausted, Reason: LimitMessageRate, Err: err, Conn: c})
-		}
-		c.fail(err, nil)
-		return false
-	}
+	c.touch()
 	if typ == MessageBinary && !s.cfg.binary {
 		c.fail(errlog.NewError(errlog.Unsupported, errBinary), nil)
 		return false
@@ -444,23 +452,42 @@ func (c *Conn) next(typ MessageType, r io.Reader) bool {
 	buf := s.getBuf()
 	data, err := c.read(r, (*buf)[:0])
 	*buf = data[:0]
-	if err == nil {
+	if err != nil {
+		// Nothing of a message that did not arrive whole is named: c.msg
+		// still holds the last one handled.
+		c.readFailed(err)
+	} else {
 		c.msg.reset(typ, data)
+		// The peer is not idle while the handler works: nothing reads its
+		// pongs meanwhile.
+		c.handling.Store(true)
 		if s.obs == nil {
 			err = c.handle()
 		} else {
 			err = c.observedHandle()
 		}
-	}
-	if err != nil {
-		var m *Message
-		if errlog.CodeOf(err) != errlog.TooLarge && len(data) > 0 {
-			m = &c.msg
+		c.handling.Store(false)
+		c.touch()
+		if err != nil {
+			var m *Message
+			if len(data) > 0 {
+				m = &c.msg
+			}
+			c.fail(err, m)
 		}
-		c.fail(err, m)
+		c.msg.Data = nil // the buffer goes back to the pool
 	}
 	s.putBuf(buf)
 	return err == nil
+}
+
+// readFailed ends the connection for a failed read: err is classified
+// ([classifyRead]), and a rate limit is reported as one.
+func (c *Conn) readFailed(err error) {
+	if o := c.srv.obs; o != nil && errlog.CodeOf(err) == errlog.ResourceExhausted {
+		o.Observe(c.ctx, Event{Kind: EventLimited, Code: errlog.ResourceExhausted, Reason: LimitMessageRate, Err: err, Conn: c})
+	}
+	c.fail(err, nil)
 }
 
 // read reads one message into b, growing it up to the read limit + 1.
@@ -577,7 +604,10 @@ func (c *Conn) stopTimer() {
 func (c *Conn) tick() {
 	cfg := &c.srv.cfg
 	quiet := time.Since(time.Unix(0, c.last.Load()))
-	if cfg.idleTimeout > 0 && quiet >= cfg.idleTimeout {
+	// While the handler runs nothing reads the peer's frames: it is not
+	// judged idle, and a ping would wait for a pong no one can read.
+	handling := c.handling.Load()
+	if cfg.idleTimeout > 0 && quiet >= cfg.idleTimeout && !handling {
 		c.fail(errlog.NewError(errlog.Idle, fmt.Errorf("no message or pong from the peer for %v", quiet.Round(time.Millisecond))), nil)
 		return
 	}
@@ -589,7 +619,7 @@ func (c *Conn) tick() {
 	c.timer.Reset(c.nextTick(quiet))
 	c.timerMu.Unlock()
 
-	if cfg.pingInterval > 0 && quiet >= cfg.pingInterval {
+	if cfg.pingInterval > 0 && quiet >= cfg.pingInterval && !handling {
 		wait := cfg.writeTimeout
 		if cfg.idleTimeout > 0 {
 			wait = cfg.idleTimeout - quiet
@@ -614,6 +644,9 @@ func (c *Conn) nextTick(quiet time.Duration) time.Duration {
 	d := time.Duration(math.MaxInt64)
 	if cfg.idleTimeout > 0 {
 		d = cfg.idleTimeout - quiet
+		if d <= 0 { // past it only while the handler runs: look again later
+			d = cfg.idleTimeout
+		}
 	}
 	if cfg.pingInterval > 0 {
 		p := cfg.pingInterval - quiet

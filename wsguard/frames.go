@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -19,8 +20,9 @@ import (
 //   - A frame that breaks RFC 6455 is refused here. The transport would
 //     close with its own error text as the reason (one of them echoes the
 //     client's byte); refused here, the client sees the code table's text.
-//   - Pings and pongs are charged to the connection's message bucket: the
-//     transport answers every ping with a write.
+//   - Every message, ping and pong is charged to the connection's message
+//     bucket as it arrives, in the order it arrives: the transport answers
+//     every ping with a write.
 //   - A message may have at most maxFrames frames: the read limit counts
 //     payload bytes, so empty continuation frames would cost nothing.
 //   - A message is complete only once its final frame has arrived in full.
@@ -35,7 +37,7 @@ import (
 // lock orders the serving goroutine and a closing one.
 type frameConn struct {
 	net.Conn
-	limiter   *rate.Limiter // charged one token per ping or pong
+	limiter   *rate.Limiter // charged one token per message, ping or pong
 	maxFrames int
 	pending   []byte // read before the socket: what the HTTP server had buffered
 
@@ -48,8 +50,11 @@ type frameConn struct {
 	op   byte
 	fin  bool
 	mask [4]byte
-	code [2]byte // a close frame's status, still masked
-	nctl int     // a close frame's payload bytes so far
+	code [2]byte           // a close frame's status
+	nctl int               // a close frame's payload bytes so far
+	char [utf8.UTFMax]byte // the start of a character of its reason
+	nchr int
+	bad  error // what is wrong with the close frame, told once it has arrived
 
 	// The message being received.
 	inMessage bool   // its first frame has arrived, its final one not in full
@@ -70,6 +75,8 @@ const (
 )
 
 var (
+	errMessageRate = errors.New("message rate exceeded")
+	errCloseReason = errors.New("close reason is not UTF-8")
 	errControlRate = errors.New("ping and pong rate exceeded")
 	errFrames      = errors.New("too many frames in one message")
 )
@@ -116,10 +123,7 @@ func (f *frameConn) scan(b []byte) (int, error) {
 		if f.nhdr == 0 && f.left > 0 {
 			k := int(min(f.left, int64(len(b)-i)))
 			if f.op == opClose {
-				if f.nctl < len(f.code) {
-					copy(f.code[f.nctl:], b[i:i+k])
-				}
-				f.nctl += k
+				f.closePayload(b[i : i+k])
 			}
 			f.left -= int64(k)
 			i += k
@@ -206,7 +210,7 @@ func (f *frameConn) startFrame() error {
 		if n > maxControlPayload {
 			return protocolError("control frame over 125 bytes")
 		}
-		f.nctl = 0
+		f.nctl, f.nchr, f.bad = 0, 0, nil
 		if f.op != opClose && !f.limiter.AllowN(time.Now(), 1) {
 			return errlog.NewError(errlog.ResourceExhausted, errControlRate)
 		}
@@ -218,6 +222,9 @@ func (f *frameConn) startFrame() error {
 	case opText, opBinary:
 		if f.inMessage {
 			return protocolError("new message before the previous one's final frame")
+		}
+		if !f.limiter.AllowN(time.Now(), 1) {
+			return errlog.NewError(errlog.ResourceExhausted, errMessageRate)
 		}
 		f.inMessage, f.frames = true, 0
 	default:
@@ -234,16 +241,13 @@ func (f *frameConn) startFrame() error {
 func (f *frameConn) endFrame() error {
 	switch f.op {
 	case opClose:
-		// The reason is the peer's own text: only the status is checked,
-		// as the transport checks it.
-		if f.nctl == 1 {
+		switch {
+		case f.nctl == 1:
 			return protocolError("close frame with a one-byte payload")
-		}
-		if f.nctl >= 2 {
-			code := binary.BigEndian.Uint16([]byte{f.code[0] ^ f.mask[0], f.code[1] ^ f.mask[1]})
-			if !validCloseCode(code) {
-				return protocolError(fmt.Sprintf("close frame with status %d", code))
-			}
+		case f.bad != nil:
+			return f.bad
+		case f.nchr > 0: // the reason ends inside a character
+			return errlog.NewError(errlog.InvalidPayload, errCloseReason)
 		}
 	case opPing, opPong:
 	default:
@@ -253,6 +257,38 @@ func (f *frameConn) endFrame() error {
 		}
 	}
 	return nil
+}
+
+// closePayload checks the part p of a close frame's payload as it
+// arrives, without keeping it: the status must be one a peer may send,
+// and the reason UTF-8 (RFC 6455 section 5.5.1), which the transport does
+// not check. The first fault is kept in f.bad for endFrame.
+func (f *frameConn) closePayload(p []byte) {
+	for _, x := range p {
+		x ^= f.mask[f.nctl%4]
+		f.nctl++
+		if f.bad != nil {
+			continue
+		}
+		if f.nctl <= len(f.code) {
+			f.code[f.nctl-1] = x
+			if f.nctl == len(f.code) {
+				if code := binary.BigEndian.Uint16(f.code[:]); !validCloseCode(code) {
+					f.bad = protocolError(fmt.Sprintf("close frame with status %d", code))
+				}
+			}
+			continue
+		}
+		f.char[f.nchr] = x
+		f.nchr++
+		if !utf8.FullRune(f.char[:f.nchr]) {
+			continue
+		}
+		if r, n := utf8.DecodeRune(f.char[:f.nchr]); r == utf8.RuneError && n <= 1 {
+			f.bad = errlog.NewError(errlog.InvalidPayload, errCloseReason)
+		}
+		f.nchr = 0
+	}
 }
 
 // validCloseCode reports whether a peer may send code in a close frame

@@ -217,7 +217,10 @@ func TestPeerCloseFramesAreEchoed(t *testing.T) {
 		{"1000, 64-bit length", closePayload(1000, ""), 8, 1000},
 		{"1014, 16-bit length", closePayload(1014, ""), 2, 1014},
 		{"4999 with a 123-byte reason", closePayload(4999, strings.Repeat("r", 123)), 1, 4999},
-		{"3000 with a reason that is not UTF-8", closePayload(3000, "\xff\xfe"), 1, 3000},
+		{"3000 with a reason of multi-byte characters", closePayload(3000, "né€😀"), 1, 3000},
+		// RFC 6455 section 5.5.1: the reason is UTF-8, or the close fails.
+		{"3000 with a reason that is not UTF-8", closePayload(3000, "\xff\xfe"), 1, 1007},
+		{"3000 with a reason cut in a character", closePayload(3000, "\xe2\x82"), 1, 1007},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -233,7 +236,14 @@ func TestPeerCloseFramesAreEchoed(t *testing.T) {
 			if status != tc.want {
 				t.Fatalf("close %d, want %d", status, tc.want)
 			}
-			if line := closeLine(t, ts.Logs); line["code"] != "canceled" || line["level"] != "DEBUG" {
+			line := closeLine(t, ts.Logs)
+			if tc.want == 1007 {
+				if line["code"] != "invalid_payload" {
+					t.Fatalf("closing line %v, want invalid_payload", line)
+				}
+				return
+			}
+			if line["code"] != "canceled" || line["level"] != "DEBUG" {
 				t.Fatalf("closing line %v, want the peer gone at debug level", line)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -160,6 +161,10 @@ func reference(stream []byte) (v verdict, at, end int) {
 			if inMessage {
 				return fail(errlog.Protocol, "new message before the previous one's final frame", start, i)
 			}
+			if burst == 0 {
+				return fail(errlog.ResourceExhausted, errMessageRate.Error(), start, i)
+			}
+			burst--
 			inMessage, frames = true, 0
 		default:
 			return fail(errlog.Protocol, fmt.Sprintf("reserved opcode %#x", op), start, i)
@@ -181,6 +186,13 @@ func reference(stream []byte) (v verdict, at, end int) {
 			code := binary.BigEndian.Uint16([]byte{p[0] ^ mask[0], p[1] ^ mask[1]})
 			if code < 1000 || code > 4999 || code > 1014 && code < 3000 || code == 1004 || code == 1005 || code == 1006 {
 				return fail(errlog.Protocol, fmt.Sprintf("close frame with status %d", code), start, i)
+			}
+			reason := make([]byte, len(p)-2)
+			for j := range reason {
+				reason[j] = p[j+2] ^ mask[(j+2)%4]
+			}
+			if !utf8.Valid(reason) {
+				return fail(errlog.InvalidPayload, errCloseReason.Error(), start, i)
 			}
 		case op < opClose && fin:
 			inMessage = false

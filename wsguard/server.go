@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/wsguard/kit/errlog"
@@ -62,6 +63,11 @@ func New(h Handler, opts ...Option) *Server {
 	}
 	if cfg.anyOrigin && len(cfg.origins) > 0 {
 		misconfigured(fmt.Sprintf("WithOrigins(%q)", cfg.origins), "has no effect beside InsecureSkipOriginCheck")
+	}
+	if cfg.pingInterval > 0 && cfg.idleTimeout > 0 && cfg.pingInterval >= cfg.idleTimeout {
+		// A peer could answer no ping before it is judged idle.
+		misconfigured(fmt.Sprintf("WithPingInterval(%v) with WithIdleTimeout(%v)", cfg.pingInterval, cfg.idleTimeout),
+			"the ping interval must be shorter than the idle timeout")
 	}
 	s := &Server{
 		cfg:      cfg,
@@ -245,7 +251,9 @@ func (s *Server) unregister(c *Conn) {
 // open connection with 1001 and waits for their loops to end, and for the
 // handlers behind [Server.Guard] as that method describes. When ctx ends
 // first, the remaining connections are dropped without a close handshake
-// and ctx's error is returned.
+// and ctx's error is returned, at most a second later: a handler that
+// ignores its canceled context ([Conn.Context] is canceled as soon as the
+// connection ends) is not waited for.
 //
 // http.Server.Shutdown does not wait for hijacked connections, and a
 // function given to http.Server.RegisterOnShutdown runs without being
@@ -291,9 +299,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, f := range foreign {
 		f.cutSocket()
 	}
-	<-done
+	// Cut sockets end their loops at once; a handler that ignores its
+	// canceled context keeps its goroutine, and Shutdown does not wait
+	// for it past a short grace.
+	t := time.NewTimer(shutdownGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 	return ctx.Err()
 }
+
+// shutdownGrace is how long Shutdown waits, once its context has ended and
+// the sockets are cut, for the connections' goroutines to finish.
+const shutdownGrace = time.Second
 
 // Open returns the number of open connections.
 func (s *Server) Open() int {

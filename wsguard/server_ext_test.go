@@ -367,7 +367,7 @@ func TestIdleConnectionIsClosed(t *testing.T) {
 
 func TestPingedClientStaysConnected(t *testing.T) {
 	t.Parallel()
-	ts := start(t, echo, wsguard.WithPingInterval(30*time.Millisecond), wsguard.WithIdleTimeout(150*time.Millisecond))
+	ts := start(t, echo, wsguard.WithPingInterval(50*time.Millisecond), wsguard.WithIdleTimeout(400*time.Millisecond))
 	c := dial(t, ts.URL, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -381,7 +381,7 @@ func TestPingedClientStaysConnected(t *testing.T) {
 		}
 		replies <- string(b)
 	}()
-	time.Sleep(500 * time.Millisecond) // several idle timeouts, answered by pongs
+	time.Sleep(1200 * time.Millisecond) // several idle timeouts, answered by pongs
 	if err := c.Write(ctx, websocket.MessageText, []byte("still here")); err != nil {
 		t.Fatal(err)
 	}
