@@ -50,6 +50,10 @@ type Conn struct {
 
 	writing atomic.Bool // a Send owns wtimer
 	wtimer  *time.Timer // write timeout, reused by every Send that owns it
+
+	queue  sendQueue   // messages given to Enqueue
+	out    batchWriter // the transport's writes to the socket
+	groups memberships // the groups joined, left when the connection ends
 }
 
 // ending records why a connection ended, for its one log line.
@@ -142,12 +146,21 @@ func (c *Conn) SetSubject(sub string) {
 	c.countSubject(sub)
 }
 
-// Send writes one message, bounded by ctx and the write timeout. A client
-// that does not take the message within the write timeout is disconnected
+// Send writes one message and returns once the socket has taken it,
+// bounded by ctx and the write timeout. A client that does not take the
+// message within the write timeout is disconnected
 // (errlog.DeadlineExceeded). A write that fails, or that ctx ends before it
 // is done, leaves the transport unusable: the connection ends, and Send
 // returns an error that wraps [ErrClosed], as it does on a connection that
 // has already ended.
+//
+// So ctx is this connection's to end: pass the handler's ctx (or
+// [Conn.Context]) to Send on the connection being served. To write to
+// other connections, broadcast with a [Group] or call [Conn.Enqueue],
+// which takes no ctx and never waits on the client: a Send to another
+// connection with a request-scoped deadline would end that connection
+// when the deadline passes mid-write, and a slow client would hold the
+// sender for up to the write timeout.
 func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
 	var err error
 	if c.writing.CompareAndSwap(false, true) {
@@ -328,6 +341,7 @@ func (c *Conn) finish() {
 		cause = errClosed
 	}
 	c.cancel(cause)
+	c.leaveGroups()
 	for _, f := range c.srv.cfg.onDisconnect {
 		c.disconnect(f)
 	}

@@ -54,6 +54,8 @@ type config struct {
 	observer       Observer
 	connStore      ConnStore
 	handshakeStore HandshakeStore
+	queueBytes     int
+	queueMessages  int
 }
 
 func defaultConfig() config {
@@ -71,6 +73,8 @@ func defaultConfig() config {
 		maxConnsPerIP:  DefaultMaxConnsPerIP,
 		handshakeRate:  DefaultHandshakeRate,
 		handshakeBurst: DefaultHandshakeBurst,
+		queueBytes:     DefaultSendQueueBytes,
+		queueMessages:  DefaultSendQueueMessages,
 	}
 }
 
