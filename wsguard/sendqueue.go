@@ -127,14 +127,18 @@ func (c *Conn) Enqueue(typ MessageType, p []byte) error {
 // cutSlow closes a connection whose queue went over its bound. The close
 // handshake waits on a client that is not reading, so it runs on a
 // goroutine of its own, bounded by the handshake's timeout: the sender
-// goes on at once.
+// goes on at once. The connection leaves its groups first, so that
+// broadcasts skip it while it closes.
 func (c *Conn) cutSlow(msgs, bytes int) {
 	err := errlog.NewError(errlog.ResourceExhausted,
 		fmt.Errorf("%w (%d messages, %d bytes waiting)", errSendQueue, msgs, bytes))
 	if o := c.srv.obs; o != nil {
 		o.Observe(c.ctx, Event{Kind: EventLimited, Code: errlog.ResourceExhausted, Reason: LimitSendQueue, Err: err, Conn: c})
 	}
-	go c.fail(err, nil)
+	go func() {
+		c.leaveGroups()
+		c.fail(err, nil)
+	}()
 }
 
 // drain is the connection's writer: it writes queued messages until the
