@@ -338,9 +338,9 @@ func cmp(first, err error) error {
 
 // Run makes n broadcasts of FanoutSize bytes with broadcast, at most
 // window of them on their way to the readers at once, and waits until
-// every reader has them all. It returns the wall time and the longest a
-// single broadcast call took.
-func (f *Fanout) Run(broadcast func(p []byte), n int) (took, longest time.Duration, err error) {
+// every reader has them all. It returns the wall time and the 99th
+// percentile and longest time a broadcast call held the sender.
+func (f *Fanout) Run(broadcast func(p []byte), n int) (took, p99, longest time.Duration, err error) {
 	f.n = n
 	for i, c := range f.readers {
 		f.lat[i] = slices.Grow(f.lat[i][:0], n)
@@ -349,22 +349,23 @@ func (f *Fanout) Run(broadcast func(p []byte), n int) (took, longest time.Durati
 	}
 	ring := len(f.arrived)
 	all := int32(len(f.readers))
+	calls := make([]time.Duration, 0, n)
 	start := time.Now()
 	for s := range n {
 		if s >= f.window {
 			if err := f.await(s-f.window, all); err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 			f.arrived[(s-f.window)%ring].Store(0)
 		}
 		p := fanoutPayload(uint64(s), time.Now())
 		t0 := time.Now()
 		broadcast(p)
-		longest = max(longest, time.Since(t0))
+		calls = append(calls, time.Since(t0))
 	}
 	for s := max(0, n-f.window); s < n; s++ {
 		if err := f.await(s, all); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
 	took = time.Since(start)
@@ -372,7 +373,8 @@ func (f *Fanout) Run(broadcast func(p []byte), n int) (took, longest time.Durati
 	for i := range f.arrived {
 		f.arrived[i].Store(0)
 	}
-	return took, longest, errors.Join(f.errs...)
+	slices.Sort(calls)
+	return took, calls[min(len(calls)-1, len(calls)*99/100)], calls[len(calls)-1], errors.Join(f.errs...)
 }
 
 // await waits until every reader has broadcast s.
