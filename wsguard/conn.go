@@ -39,6 +39,7 @@ type Conn struct {
 	limiter *rate.Limiter
 	strikes int    // invalid messages in a row; serving goroutine only
 	started uint64 // messages whose reading began; serving goroutine only
+	credit  int64  // unix nanoseconds until which a stall's credit raises the burst; serving goroutine only
 	msg     Message
 
 	end    atomic.Pointer[ending] // why the connection ends; the first reason wins
@@ -413,6 +414,10 @@ func (c *Conn) next(typ MessageType, r io.Reader) bool {
 	s := c.srv
 	now := time.Now()
 	c.last.Store(now.UnixNano())
+	if c.credit != 0 && now.UnixNano() >= c.credit {
+		c.limiter.SetBurstAt(now, s.cfg.messageBurst)
+		c.credit = 0
+	}
 	if !c.limiter.AllowN(now, 1) {
 		err := errlog.NewError(errlog.ResourceExhausted, errMessageRate)
 		if o := s.obs; o != nil {
@@ -436,6 +441,9 @@ func (c *Conn) next(typ MessageType, r io.Reader) bool {
 			err = c.observedHandle()
 		}
 	}
+	if err == nil {
+		c.creditStall(now)
+	}
 	if err != nil {
 		var m *Message
 		if errlog.CodeOf(err) != errlog.TooLarge && len(data) > 0 {
@@ -445,6 +453,31 @@ func (c *Conn) next(typ MessageType, r io.Reader) bool {
 	}
 	s.putBuf(buf)
 	return err == nil
+}
+
+// maxStallCredit bounds the stall a client is credited for.
+const maxStallCredit = 10 * time.Second
+
+// creditStall keeps a client from being charged for the server's own
+// stall. While a handler holds the serving goroutine, the client's
+// messages wait in the socket, and once it returns they are read in a
+// burst that the message rate would refuse, though the client sent them
+// at its pace. When the handler of the message read at start took long
+// enough to let more than half the burst pile up, the burst is raised by
+// what the rate allows over that time (at most maxStallCredit's worth),
+// from start: the waiting messages are then charged as if read when they
+// came. The raise lasts as long as the stall did, then the burst is back
+// to the configured one. A client gains nothing it could not have sent
+// at the rate.
+func (c *Conn) creditStall(start time.Time) {
+	cfg := &c.srv.cfg
+	d := min(time.Since(start), maxStallCredit)
+	extra := int(d.Seconds() * cfg.messageRate)
+	if extra < max(cfg.messageBurst/2, 1) {
+		return
+	}
+	c.limiter.SetBurstAt(start, cfg.messageBurst+extra)
+	c.credit = start.Add(2 * d).UnixNano()
 }
 
 // read reads one message into b, growing it up to the read limit + 1.
