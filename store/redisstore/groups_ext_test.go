@@ -25,6 +25,7 @@ type room struct {
 	logs   *wstest.Logs
 	events *recorder
 	group  *wsguard.Group
+	groups *redisstore.Groups
 }
 
 func rooms(t *testing.T, srv *redistest.Server, n int) []*room {
@@ -39,7 +40,7 @@ func rooms(t *testing.T, srv *redistest.Server, n int) []*room {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &room{logs: &wstest.Logs{}, events: &recorder{}, group: g}
+		r := &room{logs: &wstest.Logs{}, events: &recorder{}, group: g, groups: gs}
 		ws := wsguard.New(wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
 			_ = g.Broadcast(ctx, c, m.Type, bytes.Clone(m.Data))
 			return nil
@@ -142,5 +143,36 @@ func TestGroupSpansInstances(t *testing.T) {
 		if n := r.events.count(wsguard.EventConnClosed, ""); n != 0 {
 			t.Errorf("instance %d: %d connections closed", i, n)
 		}
+	}
+}
+
+// TestGroupDrop checks that a dropped group no longer receives other
+// instances' broadcasts, and that the name then makes a new group.
+func TestGroupDrop(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rs := rooms(t, srv, 2)
+	a1 := member(t, rs[0], 1)
+	b1 := member(t, rs[1], 1)
+	b2 := member(t, rs[1], 2)
+	send(t, a1, "before")
+	expect(t, b1, "before")
+	expect(t, b2, "before")
+
+	ctx := context.Background()
+	if err := rs[1].groups.Drop(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	send(t, a1, "after")
+	// b1's next message is b2's: "after" never came.
+	time.Sleep(100 * time.Millisecond)
+	send(t, b2, "local")
+	expect(t, b1, "local")
+	g, err := rs[1].groups.Group(ctx, "lobby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g == rs[1].group || g.Len() != 0 {
+		t.Errorf("the dropped group came back (%d members)", g.Len())
 	}
 }
