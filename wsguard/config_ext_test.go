@@ -97,6 +97,9 @@ func TestEveryOptionIsCheckedAtConstruction(t *testing.T) {
 
 		{"WithMaxFrames(1)", server(wsguard.WithMaxFrames(1)), nil, ""},
 		{"WithMaxFrames(0)", server(wsguard.WithMaxFrames(0)), nil, "wsguard: WithMaxFrames(0): must be >= 1"},
+		{"WithSendQueue(1, 1)", server(wsguard.WithSendQueue(1, 1)), nil, ""},
+		{"WithSendQueue(0, 1)", server(wsguard.WithSendQueue(0, 1)), nil, "wsguard: WithSendQueue(0, 1): both must be >= 1"},
+		{"WithSendQueue(1024, -1)", server(wsguard.WithSendQueue(1024, -1)), nil, "wsguard: WithSendQueue(1024, -1): both must be >= 1"},
 
 		{"WithBinary", server(wsguard.WithBinary()), nil, ""},
 		{"WithLogger(nil) is slog.Default", server(wsguard.WithLogger(nil)), nil, ""},

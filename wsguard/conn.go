@@ -39,6 +39,7 @@ type Conn struct {
 	limiter *rate.Limiter
 	strikes int    // invalid messages in a row; serving goroutine only
 	started uint64 // messages whose reading began; serving goroutine only
+	credit  int64  // unix nanoseconds until which a stall's credit raises the burst; serving goroutine only
 	msg     Message
 
 	end    atomic.Pointer[ending] // why the connection ends; the first reason wins
@@ -53,6 +54,9 @@ type Conn struct {
 	writing atomic.Bool // a Send owns wtimer
 	wtimer  *time.Timer // write timeout, reused by every Send that owns it
 
+	queue  sendQueue                  // messages given to Enqueue
+	out    batchWriter                // the transport's writes to the socket
+	groups memberships                // the groups joined, left when the connection ends
 	values atomic.Pointer[connValues] // the application's, see values.go
 }
 
@@ -145,12 +149,21 @@ func (c *Conn) SetSubject(sub string) {
 	c.countSubject(sub)
 }
 
-// Send writes one message, bounded by ctx and the write timeout. A client
-// that does not take the message within the write timeout is disconnected
+// Send writes one message and returns once the socket has taken it,
+// bounded by ctx and the write timeout. A client that does not take the
+// message within the write timeout is disconnected
 // (errlog.DeadlineExceeded). A write that fails, or that ctx ends before it
 // is done, leaves the transport unusable: the connection ends, and Send
 // returns an error that wraps [ErrClosed], as it does on a connection that
 // has already ended.
+//
+// So ctx is this connection's to end: pass the handler's ctx (or
+// [Conn.Context]) to Send on the connection being served. To write to
+// other connections, broadcast with a [Group] or call [Conn.Enqueue],
+// which takes no ctx and never waits on the client: a Send to another
+// connection with a request-scoped deadline would end that connection
+// when the deadline passes mid-write, and a slow client would hold the
+// sender for up to the write timeout.
 func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
 	var err error
 	if c.writing.CompareAndSwap(false, true) {
@@ -374,6 +387,7 @@ func (c *Conn) finish() {
 		cause = errClosed
 	}
 	c.cancel(cause)
+	c.leaveGroups()
 	for _, f := range c.srv.cfg.onDisconnect {
 		c.disconnect(f)
 	}
@@ -444,7 +458,14 @@ func (c *Conn) loop() {
 // stack while an idle connection waits in Reader (see [Server.accept]).
 func (c *Conn) next(typ MessageType, r io.Reader) bool {
 	s := c.srv
-	c.touch()
+	// The message was charged to the rate bucket as its first frame
+	// arrived ([frameConn]).
+	now := time.Now()
+	c.last.Store(now.UnixNano())
+	if c.credit != 0 && now.UnixNano() >= c.credit {
+		c.limiter.SetBurstAt(now, s.cfg.messageBurst)
+		c.credit = 0
+	}
 	if typ == MessageBinary && !s.cfg.binary {
 		c.fail(errlog.NewError(errlog.Unsupported, errBinary), nil)
 		return false
@@ -468,7 +489,9 @@ func (c *Conn) next(typ MessageType, r io.Reader) bool {
 		}
 		c.handling.Store(false)
 		c.touch()
-		if err != nil {
+		if err == nil {
+			c.creditStall(now)
+		} else {
 			var m *Message
 			if len(data) > 0 {
 				m = &c.msg
@@ -488,6 +511,31 @@ func (c *Conn) readFailed(err error) {
 		o.Observe(c.ctx, Event{Kind: EventLimited, Code: errlog.ResourceExhausted, Reason: LimitMessageRate, Err: err, Conn: c})
 	}
 	c.fail(err, nil)
+}
+
+// maxStallCredit bounds the stall a client is credited for.
+const maxStallCredit = 10 * time.Second
+
+// creditStall keeps a client from being charged for the server's own
+// stall. While a handler holds the serving goroutine, the client's
+// messages wait in the socket, and once it returns they are read in a
+// burst that the message rate would refuse, though the client sent them
+// at its pace. When the handler of the message read at start took long
+// enough to let more than half the burst pile up, the burst is raised by
+// what the rate allows over that time (at most maxStallCredit's worth),
+// from start: the waiting messages are then charged as if read when they
+// came. The raise lasts as long as the stall did, then the burst is back
+// to the configured one. A client gains nothing it could not have sent
+// at the rate.
+func (c *Conn) creditStall(start time.Time) {
+	cfg := &c.srv.cfg
+	d := min(time.Since(start), maxStallCredit)
+	extra := int(d.Seconds() * cfg.messageRate)
+	if extra < max(cfg.messageBurst/2, 1) {
+		return
+	}
+	c.limiter.SetBurstAt(start, cfg.messageBurst+extra)
+	c.credit = start.Add(2 * d).UnixNano()
 }
 
 // read reads one message into b, growing it up to the read limit + 1.

@@ -24,6 +24,22 @@
 // keys. A message's correlation id ([Message.ID]) is echoed in the error
 // reply. Package wsguardtest runs a Handler in a unit test.
 //
+// # Sending: to this connection, to others, to many
+//
+// [Conn.Send] writes to the connection and waits until the socket has
+// taken the message, bounded by its ctx and the write timeout; a ctx that
+// ends mid-write ends the connection. It is for answering the connection
+// being served, with the handler's ctx. [Conn.Enqueue] queues a message
+// and returns at once, never waiting on the client: it is for writing to
+// other connections. Each connection's queue is bounded
+// ([WithSendQueue], 1 MiB and 1024 messages by default); a client that
+// lets it fill is closed with 4429 and the sender goes on. Its writer
+// goroutine runs only while the queue holds messages, and gathers those
+// that piled up into few writes to the socket. A [Group] (a room, a
+// topic) encodes a broadcast once and enqueues it to every member; its
+// members leave it when they end, and with a [Relay] (store/redisstore's
+// Groups) it spans several processes.
+//
 // # Configuration mistakes
 //
 // A configuration mistake fails at start-up, never in a serving goroutine,

@@ -53,7 +53,7 @@ const (
 	EventMessageOut
 	// EventLimited: a limit refused a handshake or closed a connection.
 	// Reason ([LimitMessageRate], [LimitHandshakeRate], [LimitConnCap],
-	// [LimitSubjectConns]),
+	// [LimitSubjectConns], [LimitSendQueue]),
 	// Code, and Conn or Request.
 	EventLimited
 	// EventAuthFailed: a token was refused, before or after the upgrade.
@@ -62,8 +62,13 @@ const (
 	EventAuthFailed
 	// EventStoreError: a shared store ([Store] users, revocation) could not
 	// be reached and the use failed open or closed as configured. Reason
-	// (the use: [LimitHandshakeRate], [LimitConnCap], "revocation"), Err.
+	// (the use: [LimitHandshakeRate], [LimitConnCap], "revocation",
+	// "group"), Err.
 	EventStoreError
+	// EventSendQueued: [Conn.Enqueue] queued a message. Size is the
+	// queue's length in messages, this one included: its distribution
+	// shows how far clients fall behind. Conn.
+	EventSendQueued
 )
 
 var eventNames = [...]string{
@@ -76,6 +81,7 @@ var eventNames = [...]string{
 	EventLimited:           "limited",
 	EventAuthFailed:        "auth_failed",
 	EventStoreError:        "store_error",
+	EventSendQueued:        "send_queued",
 }
 
 // String returns the kind's snake_case name, as [LogObserver] logs it.

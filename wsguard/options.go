@@ -54,6 +54,8 @@ type config struct {
 	observer       Observer
 	connStore      ConnStore
 	handshakeStore HandshakeStore
+	queueBytes     int
+	queueMessages  int
 }
 
 func defaultConfig() config {
@@ -71,6 +73,8 @@ func defaultConfig() config {
 		maxConnsPerIP:  DefaultMaxConnsPerIP,
 		handshakeRate:  DefaultHandshakeRate,
 		handshakeBurst: DefaultHandshakeBurst,
+		queueBytes:     DefaultSendQueueBytes,
+		queueMessages:  DefaultSendQueueMessages,
 	}
 }
 
@@ -134,6 +138,10 @@ func InsecureSkipOriginCheck() Option {
 // WithMessageRate sets the per-connection message rate (messages per second)
 // and burst. A client over it is closed with 4429. Pings and pongs from the
 // client count as messages: the server answers every ping with a write.
+// Messages that waited in the socket while a handler held the connection
+// are not charged as a burst: after a handler that took long enough for
+// more than half the burst to pile up, the burst is raised by what the
+// rate allows over that time (up to 10 s of it), for as long again.
 // The rate must be a finite number > 0 and the burst >= 1: a zero would
 // refuse every message, so it is refused.
 func WithMessageRate(perSecond float64, burst int) Option {

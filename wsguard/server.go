@@ -378,6 +378,10 @@ func (t *hijackTap) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	cfg := &t.conn.srv.cfg
 	t.nc = newFrameConn(nc, t.conn.limiter, cfg.maxFrames)
+	// The transport's writes go through the connection's batchWriter,
+	// which gathers queued messages into few writes.
+	t.conn.out.nc = nc
+	brw.Writer.Reset(&t.conn.out)
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		t.nc.pending = append([]byte(nil), b...)

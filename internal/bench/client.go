@@ -22,7 +22,6 @@ type Client struct {
 	nc    net.Conn
 	br    *bufio.Reader
 	frame []byte // the masked text frame sent on every round trip
-	size  int
 	reply []byte
 	hdr   [14]byte
 }
@@ -31,11 +30,22 @@ type Client struct {
 // extra handshake headers given, prepared to send payload as a text
 // message on every [Client.RoundTrip].
 func Dial(wsURL string, header http.Header, payload []byte) (*Client, error) {
+	return dial(&net.Dialer{Timeout: 10 * time.Second}, wsURL, header, payload)
+}
+
+// DialSilent opens a connection for a client that will not read: its
+// receive buffer is set to the minimum before it connects, where the
+// system allows.
+func DialSilent(wsURL string) (*Client, error) {
+	return dial(&net.Dialer{Timeout: 10 * time.Second, Control: smallReceiveBuffer}, wsURL, nil, nil)
+}
+
+func dial(d *net.Dialer, wsURL string, header http.Header, payload []byte) (*Client, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		return nil, err
 	}
-	nc, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
+	nc, err := d.Dial("tcp", u.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +71,6 @@ func Dial(wsURL string, header http.Header, payload []byte) (*Client, error) {
 		nc:    nc,
 		br:    br,
 		frame: maskedFrame(0x1, payload),
-		size:  len(payload),
 		reply: make([]byte, len(payload)),
 	}, nil
 }
@@ -97,34 +106,7 @@ func (c *Client) RoundTrip() error {
 	if _, err := c.nc.Write(c.frame); err != nil {
 		return err
 	}
-	for {
-		op, n, err := c.readHeader()
-		if err != nil {
-			return err
-		}
-		switch op {
-		case 0x1, 0x2:
-			if n != uint64(c.size) {
-				return fmt.Errorf("%w: %d bytes, sent %d", errShortEcho, n, c.size)
-			}
-			_, err = io.ReadFull(c.br, c.reply)
-			return err
-		case 0x9:
-			p := make([]byte, n)
-			if _, err := io.ReadFull(c.br, p); err != nil {
-				return err
-			}
-			if _, err := c.nc.Write(maskedFrame(0xA, p)); err != nil {
-				return err
-			}
-		case 0x8:
-			return errors.New("bench: server closed the connection")
-		default:
-			if _, err := c.br.Discard(int(n)); err != nil {
-				return err
-			}
-		}
-	}
+	return c.ReadMessage(c.reply)
 }
 
 func (c *Client) readHeader() (op byte, n uint64, err error) {
@@ -164,4 +146,37 @@ func (c *Client) Close() error {
 		_ = tc.SetLinger(0)
 	}
 	return c.nc.Close()
+}
+
+// ReadMessage reads the next data message, which must be len(buf) bytes
+// long, into buf. Pings are answered on the way.
+func (c *Client) ReadMessage(buf []byte) error {
+	for {
+		op, n, err := c.readHeader()
+		if err != nil {
+			return err
+		}
+		switch op {
+		case 0x1, 0x2:
+			if n != uint64(len(buf)) {
+				return fmt.Errorf("%w: %d bytes, want %d", errShortEcho, n, len(buf))
+			}
+			_, err = io.ReadFull(c.br, buf)
+			return err
+		case 0x9:
+			p := make([]byte, n)
+			if _, err := io.ReadFull(c.br, p); err != nil {
+				return err
+			}
+			if _, err := c.nc.Write(maskedFrame(0xA, p)); err != nil {
+				return err
+			}
+		case 0x8:
+			return errors.New("bench: server closed the connection")
+		default:
+			if _, err := c.br.Discard(int(n)); err != nil {
+				return err
+			}
+		}
+	}
 }

@@ -37,3 +37,17 @@ func FileLimit() uint64 {
 	}
 	return r.Cur
 }
+
+// smallReceiveBuffer is a net.Dialer Control function that sets a socket's
+// receive buffer to its minimum before it connects, so that the TCP
+// window it offers stays small: a client that does not read then fills
+// the server's side within a few dozen kilobytes.
+func smallReceiveBuffer(_, _ string, rc syscall.RawConn) error {
+	var err error
+	if cerr := rc.Control(func(fd uintptr) {
+		err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}

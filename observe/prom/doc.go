@@ -15,7 +15,8 @@
 //	messages_total{direction}               counter; in|out
 //	message_size_bytes{direction}           histogram
 //	handler_duration_seconds                histogram
-//	limited_total{limit}                    counter; message_rate|handshake_rate|conn_cap|subject_conns
+//	send_queue_length                       histogram; a connection's queue (Conn.Enqueue, Group broadcasts) as a message joins it
+//	limited_total{limit}                    counter; message_rate|handshake_rate|conn_cap|subject_conns|send_queue
 //	auth_failures_total{reason}             counter; "invalid token", "token expired", ...
 //	store_errors_total{use}                 counter; a shared store was unreachable
 //

@@ -30,6 +30,7 @@ type Observer struct {
 	sizeIn     prometheus.Observer
 	sizeOut    prometheus.Observer
 	latency    prometheus.Observer
+	queueLen   prometheus.Observer
 	limited    *prometheus.CounterVec
 	authFails  *prometheus.CounterVec
 	storeErrs  *prometheus.CounterVec
@@ -68,7 +69,9 @@ func New(reg prometheus.Registerer) (*Observer, error) {
 		Help: "Message sizes by direction.", Buckets: sizes}, []string{"direction"})
 	latency := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "handler_duration_seconds",
 		Help: "Time spent handling a message, middleware included.", Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)})
-	for _, c := range []prometheus.Collector{o.open, o.handshakes, o.closed, msgs, size, latency, o.limited, o.authFails, o.storeErrs} {
+	queueLen := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "send_queue_length",
+		Help: "Messages in a connection's send queue when one is queued, that one included.", Buckets: prometheus.ExponentialBuckets(1, 4, 6)})
+	for _, c := range []prometheus.Collector{o.open, o.handshakes, o.closed, msgs, size, latency, queueLen, o.limited, o.authFails, o.storeErrs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -77,7 +80,7 @@ func New(reg prometheus.Registerer) (*Observer, error) {
 	o.accepted = o.handshakes.WithLabelValues("accepted", "")
 	o.msgsIn, o.msgsOut = msgs.WithLabelValues("in"), msgs.WithLabelValues("out")
 	o.sizeIn, o.sizeOut = size.WithLabelValues("in"), size.WithLabelValues("out")
-	o.latency = latency
+	o.latency, o.queueLen = latency, queueLen
 	return o, nil
 }
 
@@ -91,6 +94,8 @@ func (o *Observer) Observe(_ context.Context, e wsguard.Event) {
 	case wsguard.EventMessageOut:
 		o.msgsOut.Inc()
 		o.sizeOut.Observe(float64(e.Size))
+	case wsguard.EventSendQueued:
+		o.queueLen.Observe(float64(e.Size))
 	case wsguard.EventHandshakeAccepted:
 		o.accepted.Inc()
 	case wsguard.EventHandshakeRejected:

@@ -174,6 +174,54 @@ func missing(body string, want []string) string {
 	return ""
 }
 
+// TestSendQueueMetrics queues a message and then one over the bound: the queue's
+// length is a histogram, and the member cut for going over it is counted
+// as limited by send_queue.
+func TestSendQueueMetrics(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	obs, err := prom.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wsguard.New(wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+		_ = c.Enqueue(wsguard.MessageText, []byte("queued"))
+		// Over the 8-byte bound whether or not the first is written yet.
+		_ = c.Enqueue(wsguard.MessageText, []byte("more than 8 bytes"))
+		return nil
+	}), wsguard.WithLogger(slog.New(slog.DiscardHandler)), wsguard.WithObserver(obs), wsguard.WithSendQueue(8, 1024))
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("go")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, _, err = c.Read(ctx); err != nil {
+			break
+		}
+	}
+	if got := websocket.CloseStatus(err); got != errlog.CloseResourceExhausted {
+		t.Errorf("close status %d, want %d (%v)", got, errlog.CloseResourceExhausted, err)
+	}
+	want := []string{
+		`wsguard_send_queue_length_bucket{le="1"} 1`,
+		`wsguard_limited_total{limit="send_queue"} 1`,
+	}
+	metrics := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer metrics.Close()
+	body := scrape(t, metrics.URL)
+	if m := missing(body, want); m != "" {
+		t.Errorf("scrape lacks %q; got:\n%s", m, body)
+	}
+}
+
 // TestReasonLabelsBounded checks that free-text labels cannot grow the
 // number of series without bound.
 func TestReasonLabelsBounded(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package redisstore keeps wsguard's shared state in Redis, so that several
 // instances behind a load balancer enforce one revocation list, one
-// connection cap and one handshake rate instead of one each.
+// connection cap and one handshake rate instead of one each, and
+// broadcast to groups whose members are spread over them.
 //
 // Create one [Store] per process over a go-redis client, then take the
 // uses you need from it:
@@ -18,6 +19,13 @@
 //
 //	lim := wsguard.NewSubjectConnLimit(3, st.SubjectConns())
 //
+// A wsguard.Group that spans the instances comes from [Store.Groups]: one
+// pub/sub channel per group, each broadcast published once and encoded
+// once per instance, delivered by each instance to its own members:
+//
+//	groups := st.Groups()
+//	room, err := groups.Group(ctx, "lobby") // a *wsguard.Group
+//
 // # When Redis is unreachable
 //
 // Each use has an explicit [FailMode], set with [WithFailMode]:
@@ -28,7 +36,11 @@
 //   - connection caps and the handshake rate fail open by default: the
 //     request is admitted as if under the limit, and every failure is logged
 //     at warn level and reported as a wsguard.EventStoreError
-//     (wsguard_store_errors_total with the Prometheus observer).
+//     (wsguard_store_errors_total with the Prometheus observer);
+//   - group broadcasts have one fail mode: members on the broadcasting
+//     instance get the message, the other instances miss it, with the
+//     same warn line and event (use "group"); the subscription comes back
+//     by itself when Redis does, without replaying what was missed.
 //
 // Every command is bounded by the store's timeout ([WithTimeout]). A
 // Store has no logger or observer of its own: a failure is logged to, and

@@ -48,3 +48,29 @@ func Example() {
 	// On any instance, or in an admin tool:
 	_ = rv.RevokeSubject(ctx, "alice", time.Now().Add(time.Hour))
 }
+
+// A chat room that spans every instance sharing the Redis: members join
+// the room on their own instance, and a broadcast reaches the members of
+// all of them. With Redis down, members on the sender's instance still
+// get it.
+func ExampleGroups() {
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rc.Close()
+	groups := redisstore.New(rc).Groups()
+	defer groups.Close()
+
+	room, err := groups.Group(context.Background(), "lobby")
+	if err != nil {
+		log.Print(err) // the room serves this instance until Redis is back
+	}
+	srv := wsguard.New(wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+		// ctx carries the server's logger and observer, which a failed
+		// publish is logged and reported to.
+		_ = room.BroadcastJSON(ctx, c, map[string]string{"type": "said", "text": string(m.Data)})
+		return nil
+	}), wsguard.WithConnect(func(_ context.Context, c *wsguard.Conn) error {
+		room.Join(c) // left when the connection ends
+		return nil
+	}))
+	_ = srv
+}

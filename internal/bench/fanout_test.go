@@ -1,0 +1,99 @@
+package bench_test
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/wsguard/kit/internal/bench"
+)
+
+// fanoutWindows are how many broadcasts may be on their way at once: one
+// (each waits until every reader has it: latency) and several (a busy
+// room: throughput, and what gathering piled-up messages saves).
+var fanoutWindows = []int{1, 16}
+
+func openRoom(tb testing.TB, v bench.RoomVariant, readers, silent, window int) (bench.Room, *bench.Fanout) {
+	tb.Helper()
+	if err := bench.RaiseFileLimit(uint64(4*(readers+silent) + 256)); err != nil {
+		tb.Skipf("%v (raise ulimit -n)", err)
+	}
+	room := v.New()
+	ts := httptest.NewUnstartedServer(room)
+	ts.Listener = bench.SmallSendBuffers(ts.Listener)
+	ts.Start()
+	f, err := bench.OpenFanout(room, "ws"+strings.TrimPrefix(ts.URL, "http"), readers, silent, window)
+	if err != nil {
+		ts.Close()
+		room.Close()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		f.Close()
+		ts.CloseClientConnections()
+		ts.Close()
+		room.Close()
+	})
+	return room, f
+}
+
+// TestRoomVariants checks that every broadcast variant delivers every
+// message to its readers beside a member that does not read, so that a
+// broken variant fails here rather than skewing a ratio.
+func TestRoomVariants(t *testing.T) {
+	t.Parallel()
+	for _, v := range bench.RoomVariants() {
+		t.Run(v.Name, func(t *testing.T) {
+			t.Parallel()
+			room, f := openRoom(t, v, 8, 1, 4)
+			if _, _, _, err := f.Run(room.Broadcast, 12); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkBroadcast broadcasts one 128 B message at a time to a room of
+// 1,000 members, with every member reading and with 1% of them never
+// reading (a small receive buffer, nothing read), for each variant side
+// by side: wsguard.Group, the naive loop of synchronous Sends, and
+// gorilla's chat hub. One op is one broadcast; up to window are on their
+// way at once, one or 16. msgs/s counts deliveries to readers; p99-us is
+// the readers' delivery latency; p99-broadcast-us and max-broadcast-us
+// are how long one broadcast call held the sender (with the clients in
+// the same process on two CPUs, the sender also waits its turn to run);
+// members-left is the room's size after the run (the silent members cut
+// or not).
+func BenchmarkBroadcast(b *testing.B) {
+	const members = 1000
+	for _, window := range fanoutWindows {
+		for _, silent := range []int{0, members / 100} {
+			for _, v := range bench.RoomVariants() {
+				b.Run(fmt.Sprintf("window=%d/silent=%d/%s", window, silent, v.Name), func(b *testing.B) {
+					benchBroadcast(b, v, members, silent, window)
+				})
+			}
+		}
+	}
+}
+
+func benchBroadcast(b *testing.B, v bench.RoomVariant, members, silent, window int) {
+	room, f := openRoom(b, v, members-silent, silent, window)
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	took, held, longest, err := f.Run(room.Broadcast, b.N)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p50, p99 := f.Latency()
+	b.ReportMetric(float64(b.N*f.Readers())/took.Seconds(), "msgs/s")
+	b.ReportMetric(float64(p50.Microseconds()), "p50-us")
+	b.ReportMetric(float64(p99.Microseconds()), "p99-us")
+	b.ReportMetric(float64(held.Microseconds()), "p99-broadcast-us")
+	b.ReportMetric(float64(longest.Microseconds()), "max-broadcast-us")
+	b.ReportMetric(float64(room.Len()), "members-left")
+}
