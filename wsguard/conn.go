@@ -155,7 +155,8 @@ func (c *Conn) SetSubject(sub string) {
 // (errlog.DeadlineExceeded). A write that fails, or that ctx ends before it
 // is done, leaves the transport unusable: the connection ends, and Send
 // returns an error that wraps [ErrClosed], as it does on a connection that
-// has already ended.
+// has already ended. A ctx that has ended before Send is called writes
+// nothing and leaves the connection as it is: Send returns ctx's error.
 //
 // So ctx is this connection's to end: pass the handler's ctx (or
 // [Conn.Context]) to Send on the connection being served. To write to
@@ -165,6 +166,9 @@ func (c *Conn) SetSubject(sub string) {
 // when the deadline passes mid-write, and a slow client would hold the
 // sender for up to the write timeout.
 func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("wsguard: send: nothing written: %w", err)
+	}
 	var err error
 	if c.writing.CompareAndSwap(false, true) {
 		err = c.sendAlone(ctx, typ, p)
@@ -178,7 +182,13 @@ func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
 		return nil
 	}
 	if c.end.Load() == nil {
-		c.fail(dropped(errlog.Canceled, fmt.Errorf("write failed: %w", err)), nil)
+		// A socket that failed means the peer is gone; a ctx that ran out
+		// mid-write means the client did not take the message in time.
+		code := errlog.Canceled
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			code = errlog.DeadlineExceeded
+		}
+		c.fail(dropped(code, fmt.Errorf("write failed: %w", err)), nil)
 	}
 	// The detail is flattened: the ending's code belongs to this connection,
 	// not to the caller, which may be serving another one.

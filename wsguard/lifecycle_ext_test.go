@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,5 +226,42 @@ func TestPingIntervalMustBeShorterThanIdleTimeout(t *testing.T) {
 	}
 	if err := wsguard.CheckOptions(wsguard.WithPingInterval(time.Second), wsguard.WithIdleTimeout(0)); err != nil {
 		t.Fatalf("pings without an idle timeout: %v", err)
+	}
+}
+
+// A Send whose context has already ended writes nothing and leaves the
+// recipient as it is: the sender's context is not the recipient's end.
+func TestSendWithAnEndedContextLeavesTheRecipient(t *testing.T) {
+	t.Parallel()
+	var first atomic.Pointer[wsguard.Conn]
+	sendErr := make(chan error, 1)
+	ts := start(t, wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+		if first.CompareAndSwap(nil, c) {
+			return c.SendText(ctx, "ok")
+		}
+		if c == first.Load() {
+			return echo(ctx, c, m)
+		}
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		sendErr <- first.Load().SendText(done, "relayed")
+		return c.SendText(ctx, "tried")
+	}))
+	a := dial(t, ts.URL, nil)
+	if got := roundTrip(t, a, "first"); got != "ok" {
+		t.Fatalf("reply %q", got)
+	}
+	b := dial(t, ts.URL, nil)
+	if got := roundTrip(t, b, "relay"); got != "tried" {
+		t.Fatalf("reply %q", got)
+	}
+	if err := <-sendErr; !errors.Is(err, context.Canceled) || errors.Is(err, wsguard.ErrClosed) {
+		t.Fatalf("Send = %v, want the context's error", err)
+	}
+	if got := roundTrip(t, a, "still here"); got != "Server received: still here" {
+		t.Fatalf("the recipient: %q", got)
+	}
+	if n := ts.Srv.Open(); n != 2 {
+		t.Fatalf("%d connections open, want both", n)
 	}
 }
