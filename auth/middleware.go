@@ -171,27 +171,40 @@ func Middleware(v *Verifier, opts ...Option) func(http.Handler) http.Handler {
 
 func (s *Sessions) handshake(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, r, err := s.cfg.extract(r)
-		if err == nil && tok == "" && !s.cfg.firstMessage {
-			err = invalidf("no token", nil)
+		// The handler's frame stays on the serving goroutine's stack for
+		// the connection's whole life: the work is in admit's, which is
+		// gone by then, so that an idle connection's stack can shrink.
+		if r = s.admit(w, r); r != nil {
+			next.ServeHTTP(w, r)
 		}
-		ss := &session{owner: s}
-		if err == nil && tok != "" {
-			var p *Principal
-			if p, err = s.verify(r.Context(), tok); err == nil {
-				ss.principal.Store(p)
-			}
-		}
-		if err != nil {
-			wsguard.Reject(w, r, nil, err)
-			return
-		}
-		ctx := withSession(r.Context(), ss)
-		if p := ss.principal.Load(); p != nil {
-			ctx = wsguard.WithSubject(ctx, p.Subject)
-		}
-		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// admit authenticates r and returns it carrying the session, or answers
+// with the refusal and returns nil.
+//
+//go:noinline
+func (s *Sessions) admit(w http.ResponseWriter, r *http.Request) *http.Request {
+	tok, r, err := s.cfg.extract(r)
+	if err == nil && tok == "" && !s.cfg.firstMessage {
+		err = invalidf("no token", nil)
+	}
+	ss := &session{owner: s}
+	if err == nil && tok != "" {
+		var p *Principal
+		if p, err = s.verify(r.Context(), tok); err == nil {
+			ss.principal.Store(p)
+		}
+	}
+	if err != nil {
+		wsguard.Reject(w, r, nil, err)
+		return nil
+	}
+	ctx := withSession(r.Context(), ss)
+	if p := ss.principal.Load(); p != nil {
+		ctx = wsguard.WithSubject(ctx, p.Subject)
+	}
+	return r.WithContext(ctx)
 }
 
 // verify verifies tok and checks it against the revoker.

@@ -166,6 +166,10 @@ func (c *Conn) SetSubject(sub string) {
 // when the deadline passes mid-write, and a slow client would hold the
 // sender for up to the write timeout.
 func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
+	if c.end.Load() != nil {
+		// The connection's own context ends with it: that is ErrClosed.
+		return fmt.Errorf("wsguard: send: %w", ErrClosed)
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("wsguard: send: nothing written: %w", err)
 	}

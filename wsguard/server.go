@@ -151,19 +151,15 @@ func newIDPrefix() string {
 // after the upgrade, see the server's logger and observer in the request
 // context ([LoggerFrom], [ObserverFrom]).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r = withScope(r, &s.scope)
-	s.mu.Lock()
-	draining := s.draining
-	s.mu.Unlock()
-	if draining {
-		Reject(w, r, nil, errlog.NewError(errlog.Unavailable, errDraining))
+	// This frame and upgrade's stay on the serving goroutine's stack for
+	// the connection's whole life: they are kept small (the work is in
+	// frames that are gone by then), so that the GC can shrink an idle
+	// connection's stack back to its minimum.
+	r, release := s.enter(w, r)
+	if release == nil {
 		return
 	}
-	r, release, ok := s.admit(w, r)
-	if !ok {
-		return
-	}
-	defer release()
+	defer release() // also when a handshake middleware panics
 	if s.next != nil {
 		s.next.ServeHTTP(w, r)
 		return
@@ -171,10 +167,41 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.upgrade(w, r)
 }
 
+// enter runs the guards on r. It returns the request to serve and the
+// connection slot's release, or a nil release when r was refused.
+//
+//go:noinline
+func (s *Server) enter(w http.ResponseWriter, r *http.Request) (*http.Request, func()) {
+	r = withScope(r, &s.scope)
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		Reject(w, r, nil, errlog.NewError(errlog.Unavailable, errDraining))
+		return r, nil
+	}
+	r, release, ok := s.admit(w, r)
+	if !ok {
+		return r, nil
+	}
+	return r, release
+}
+
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
+	if c := s.open(w, r); c != nil {
+		defer s.unregister(c)
+		c.serve()
+	}
+}
+
+// open upgrades r and registers the connection for the drain; it returns
+// nil when the connection is not to be served.
+//
+//go:noinline
+func (s *Server) open(w http.ResponseWriter, r *http.Request) *Conn {
 	c := s.accept(w, r)
 	if c == nil {
-		return
+		return nil
 	}
 	if s.obs != nil {
 		s.observeOpened(r, c)
@@ -182,10 +209,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	if !s.register(c) {
 		c.fail(errlog.NewError(errlog.Canceled, errDraining), nil)
 		c.finish()
-		return
+		return nil
 	}
-	defer s.unregister(c)
-	c.serve()
+	return c
 }
 
 // accept upgrades the request, or logs why not and returns nil. It is a
@@ -223,6 +249,11 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 		return nil
 	}
 	c.ws, c.nc = ws, tap.nc
+	// The transport put an io.MultiReader of the HTTP server's buffered
+	// bytes before the socket; the frameConn took those bytes already,
+	// and the reader's frame would stay on the stack of every idle
+	// connection: read the frameConn directly. Nothing was read yet.
+	tap.br.Reset(tap.nc)
 	// The transport's limit is a backstop; the loop enforces the limit itself
 	// so that the client sees this package's close reason.
 	ws.SetReadLimit(s.cfg.readLimit + 1)
@@ -346,8 +377,9 @@ type hijackTap struct {
 	http.ResponseWriter
 	conn    *Conn
 	nc      *frameConn
-	refused int  // the error status held back, or 0
-	wrote   bool // a status was passed on (the upgrade's 101)
+	br      *bufio.Reader // the transport's reader of nc
+	refused int           // the error status held back, or 0
+	wrote   bool          // a status was passed on (the upgrade's 101)
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -387,6 +419,7 @@ func (t *hijackTap) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		t.nc.pending = append([]byte(nil), b...)
 	}
 	brw.Reader.Reset(t.nc)
+	t.br = brw.Reader
 	return t.nc, brw, nil
 }
 
