@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,25 @@ func TestRoomsSpanInstances(t *testing.T) {
 	}
 	if strings.Contains(servers[0].logs.String(), "redis is down") {
 		t.Error("the log holds a message's text")
+	}
+}
+
+// TestRedisAddrUnreachable checks that a -redis-addr that does not answer
+// stops the start-up with an error naming the flag.
+func TestRedisAddrUnreachable(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	rc, err := dialRedis(addr)
+	if err == nil {
+		_ = rc.Close()
+		t.Fatal("dialRedis succeeded without a Redis")
+	}
+	if !strings.Contains(err.Error(), "-redis-addr "+addr) {
+		t.Errorf("error %q does not name the flag", err)
 	}
 }
