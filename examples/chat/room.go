@@ -197,8 +197,13 @@ func (h *hub) leaveLocked(ctx context.Context, c *wsguard.Conn, m membership) {
 
 // forgetLocked forgets an empty room and, with Redis, stops receiving
 // its messages. h.mu is held, so that a join cannot take the room's
-// group while it is dropped.
+// group while it is dropped. A member that ended left the room's groups
+// before the hub heard of it: the room may have been forgotten already,
+// and its name may be a new room's.
 func (h *hub) forgetLocked(ctx context.Context, r *room) {
+	if h.rooms[r.name] != r {
+		return
+	}
 	delete(h.rooms, r.name)
 	if h.groups == nil {
 		return

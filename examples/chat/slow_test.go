@@ -241,3 +241,44 @@ func (ts *testServer) members(name string) int {
 	}
 	return 0
 }
+
+// TestLateLeaveKeepsNewRoom has a member leave the room's groups before
+// the hub hears of it, as a member cut for its queue does, while the
+// room empties and a new room of the same name opens: the late leave
+// must not forget the new room.
+func TestLateLeaveKeepsNewRoom(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, config{})
+	ada, carol := ts.connect(t, "Ada"), ts.connect(t, "Carol")
+	send(t, ada, `{"type":"join","room":"lobby"}`)
+	_ = read(t, ada)
+	send(t, carol, `{"type":"join","room":"lobby"}`)
+	_ = read(t, carol)
+	_ = read(t, ada) // Carol joined
+
+	h := ts.app.Load().hub
+	h.mu.Lock()
+	for c, m := range h.in {
+		if m.who.name == "Ada" {
+			m.room.remove(c) // as the server does when it cuts a member
+		}
+	}
+	h.mu.Unlock()
+	send(t, carol, `{"type":"join","room":"kitchen"}`) // the lobby is empty
+	_ = read(t, carol)
+	dan := ts.connect(t, "Dan")
+	send(t, dan, `{"type":"join","room":"lobby"}`) // a new lobby
+	if got, want := read(t, dan), `{"type":"joined","room":"lobby","members":1,`; !strings.HasPrefix(got, want) {
+		t.Fatalf("got %s, want %s...", got, want)
+	}
+	_ = ada.Close(websocket.StatusNormalClosure, "")
+	ts.logs.WaitFor(t, "connection closed", 5*time.Second)
+	if n := ts.members("lobby"); n != 1 {
+		t.Errorf("the new lobby has %d members, want Dan", n)
+	}
+	send(t, dan, `{"type":"say","text":"still here"}`)
+	var m chatMsg
+	if err := json.Unmarshal([]byte(read(t, dan)), &m); err != nil || m.Text != "still here" {
+		t.Errorf("got %+v, %v", m, err)
+	}
+}
