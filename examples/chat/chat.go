@@ -16,10 +16,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wsguard/kit/auth"
 	"github.com/wsguard/kit/errlog"
 	"github.com/wsguard/kit/examples/client"
+	"github.com/wsguard/kit/store/redisstore"
 	"github.com/wsguard/kit/validate"
 	"github.com/wsguard/kit/wsguard"
 )
@@ -39,6 +41,13 @@ type config struct {
 	key      []byte
 	tokenTTL time.Duration // of demo tokens; 0 means defaultTokenTTL
 	logger   *slog.Logger
+	// redis, when set, makes rooms span every instance that shares it;
+	// nil keeps them to this instance. The caller closes it.
+	redis redis.UniversalClient
+	// sendQueue bounds the bytes queued to one member that reads too
+	// slowly, past which it is cut with 4429; 0 means
+	// wsguard.DefaultSendQueueBytes.
+	sendQueue int
 }
 
 // app is the chat server: the page at "/", the socket at "/ws" and,
@@ -52,12 +61,13 @@ type app struct {
 	ttl      time.Duration
 	log      *slog.Logger
 	hub      *hub
+	groups   *redisstore.Groups // nil without Redis
 	sessions *auth.Sessions
 }
 
 // newApp builds the server from cfg; main and the tests both call it.
 func newApp(cfg config) (*app, error) {
-	a := &app{key: cfg.key, ttl: cfg.tokenTTL, log: errlog.OrDefault(cfg.logger), hub: newHub()}
+	a := &app{key: cfg.key, ttl: cfg.tokenTTL, log: errlog.OrDefault(cfg.logger)}
 	if a.ttl <= 0 {
 		a.ttl = defaultTokenTTL
 	}
@@ -71,6 +81,10 @@ func newApp(cfg config) (*app, error) {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	a.verifier = v
+	if cfg.redis != nil {
+		a.groups = redisstore.New(cfg.redis).Groups()
+	}
+	a.hub = newHub(a.groups)
 
 	val := validate.New()
 	router := validate.NewRouter(val)
@@ -80,12 +94,17 @@ func newApp(cfg config) (*app, error) {
 	a.sessions = auth.NewSessions(v)
 	// The Origin check is wsguard's default: a page from another site
 	// gets 403 before its token is even looked at.
-	a.ws = wsguard.New(router, append(a.sessions.Options(),
-		// Leave the room when the connection ends, however it ends.
+	opts := append(a.sessions.Options(),
+		// A connection leaves its room's groups when it ends, however
+		// it ends; the hub then tells the room.
 		wsguard.WithDisconnect(a.hub.leave),
 		wsguard.WithMiddleware(validate.Audit(nil)),
 		wsguard.WithSubprotocols(subprotocol),
-		wsguard.WithLogger(a.log))...)
+		wsguard.WithLogger(a.log))
+	if cfg.sendQueue > 0 {
+		opts = append(opts, wsguard.WithSendQueue(cfg.sendQueue, wsguard.DefaultSendQueueMessages))
+	}
+	a.ws = wsguard.New(router, opts...)
 
 	a.mux = http.NewServeMux()
 	a.mux.Handle("GET /{$}", page)
@@ -104,8 +123,19 @@ func newApp(cfg config) (*app, error) {
 func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
 // Shutdown closes every connection with 1001, which the page takes as a
-// cue to reconnect.
-func (a *app) Shutdown(ctx context.Context) error { return a.ws.Shutdown(ctx) }
+// cue to reconnect, and then stops receiving other instances' messages.
+func (a *app) Shutdown(ctx context.Context) error {
+	return errors.Join(a.ws.Shutdown(ctx), a.closeRooms())
+}
+
+// closeRooms stops receiving other instances' messages, once the
+// connections are closed.
+func (a *app) closeRooms() error {
+	if a.groups == nil {
+		return nil
+	}
+	return a.groups.Close()
+}
 
 // tokenRequest is what the page may send the demo endpoint.
 type tokenRequest struct {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -38,6 +39,12 @@ type testServer struct {
 
 func startServer(t *testing.T, cfg config) *testServer {
 	t.Helper()
+	return startServerOn(t, cfg, nil)
+}
+
+// startServerOn starts a server whose listener is wrap's, when not nil.
+func startServerOn(t *testing.T, cfg config, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
 	ts := &testServer{logs: new(wstest.Logs)}
 	cfg.logger = errlog.NewLogger(ts.logs, slog.LevelDebug)
 	a, err := newApp(cfg)
@@ -46,9 +53,13 @@ func startServer(t *testing.T, cfg config) *testServer {
 	}
 	ts.cfg = cfg
 	ts.app.Store(a)
-	ts.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ts.app.Load().ServeHTTP(w, r)
 	}))
+	if wrap != nil {
+		ts.Listener = wrap(ts.Listener)
+	}
+	ts.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
