@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -41,7 +43,8 @@ type frameConn struct {
 	maxFrames int
 	pending   []byte // read before the socket: what the HTTP server had buffered
 
-	err error // the violation, returned by every Read from then on
+	err      error       // the violation, returned by every Read from then on
+	violated atomic.Bool // err is set, for Close on any goroutine
 
 	// The frame being parsed.
 	hdr  [maxFrameHeader]byte
@@ -101,6 +104,7 @@ func (f *frameConn) Read(p []byte) (int, error) {
 	if n > 0 {
 		if k, verr := f.scan(p[:n]); verr != nil {
 			f.err = verr
+			f.violated.Store(true)
 			if k == 0 {
 				return 0, verr
 			}
@@ -108,6 +112,28 @@ func (f *frameConn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Bounds of what Close reads and drops after a violation.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 256 << 10
+)
+
+// Close implements net.Conn. After a violation the client is often still
+// sending (a flood); a socket closed with unread bytes is reset by the
+// kernel, and the reset can destroy the close frame on its way to the
+// client, which then sees 1006 instead of the reason. So the write side
+// is shut first (the close frame is followed by FIN), and what the client
+// still sends is read and dropped, within bounds, before the socket goes.
+func (f *frameConn) Close() error {
+	if f.violated.Load() {
+		if cw, ok := f.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			_ = f.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+			_, _ = io.Copy(io.Discard, io.LimitReader(f.Conn, lingerBytes))
+		}
+	}
+	return f.Conn.Close()
 }
 
 // complete reports whether the final frames of the first n messages have

@@ -265,3 +265,24 @@ func TestSendWithAnEndedContextLeavesTheRecipient(t *testing.T) {
 		t.Fatalf("%d connections open, want both", n)
 	}
 }
+
+// A client still sending when it is cut for abuse can finish its writes
+// and read the close frame. A socket closed with unread bytes is reset:
+// the client's next write fails (a client library then drops the
+// connection as 1006), and on some systems the reset destroys the close
+// frame in flight.
+func TestFloodingClientGetsItsCloseFrame(t *testing.T) {
+	t.Parallel()
+	ts := start(t, echo, wsguard.WithMessageRate(1, 2))
+	raw := dialRawOK(t, ts)
+	for i := range 20 {
+		if err := raw.WriteFrame(true, wstest.OpText, []byte("0123456789abcdef")); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	status, reason, err := raw.ReadClose(5 * time.Second)
+	if err != nil || status != 4429 {
+		t.Fatalf("close %d %q, %v; want 4429", status, reason, err)
+	}
+}
