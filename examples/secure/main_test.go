@@ -27,6 +27,7 @@ import (
 	"github.com/wsguard/kit/errlog"
 	"github.com/wsguard/kit/internal/redistest"
 	"github.com/wsguard/kit/internal/wstest"
+	"github.com/wsguard/kit/wsguard"
 )
 
 // runMainEnv makes the test binary run main, for TestSignal.
@@ -57,6 +58,7 @@ func validFor(sub string, ttl time.Duration) auth.Claims {
 
 type testServer struct {
 	url  string
+	ws   *wsguard.Server
 	logs *wstest.Logs
 	// tokens lists every token the test used, none of which may be logged.
 	mu     sync.Mutex
@@ -81,7 +83,7 @@ func start(t *testing.T, set func(*config)) *testServer {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(h)
-	s := &testServer{url: "ws" + strings.TrimPrefix(ts.URL, "http") + "/", logs: logs}
+	s := &testServer{url: "ws" + strings.TrimPrefix(ts.URL, "http") + "/", ws: ws, logs: logs}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -393,6 +395,13 @@ func TestEchoLimits(t *testing.T) {
 		}
 		if status, _, err := raw.ReadClose(5 * time.Second); err != nil || status != tc.Status {
 			t.Fatalf("%s: close %d (%v), want %d", tc.Name, status, err, tc.Status)
+		}
+		raw.Conn.Close() // as a client does once the close handshake is over
+	}
+	// The server frees a connection's slot once it has served its end.
+	for deadline := time.Now().Add(5 * time.Second); s.ws.Open() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open", s.ws.Open())
 		}
 	}
 
