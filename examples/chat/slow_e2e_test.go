@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -122,8 +124,12 @@ func TestBrowserSilentMember(t *testing.T) {
 	t.Logf("a burst of %d took %v before the silent member joined, %v while it was there and after it was cut",
 		perBurst, base, took)
 
-	if err := <-silentClose; websocket.CloseStatus(err) != 4429 {
-		t.Errorf("the silent member: %v, want close 4429", err)
+	// The close frame waits behind what the silent member's socket holds,
+	// for as long as the close handshake lasts: on a busy machine the
+	// server may cut the socket first. Either way the server's closing
+	// line, checked below, says 4429; the Go test reads the frame itself.
+	if err := <-silentClose; websocket.CloseStatus(err) != 4429 && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		t.Errorf("the silent member: %v, want close 4429 or the socket cut", err)
 	}
 	for _, tab := range []context.Context{tabA, tabB} {
 		waitFor(t, tab, "the silent member's leaving", roomStatusJS+` === "in #lobby, 2 here"`)
