@@ -2,12 +2,14 @@ package wsguard
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -37,9 +39,8 @@ type Conn struct {
 	last    atomic.Int64 // unix nanoseconds of the last frame from the peer
 	opened  int64        // unix nanoseconds of the upgrade, when observed
 	limiter *rate.Limiter
-	strikes int    // invalid messages in a row; serving goroutine only
-	started uint64 // messages whose reading began; serving goroutine only
-	credit  int64  // unix nanoseconds until which a stall's credit raises the burst; serving goroutine only
+	strikes int   // invalid messages in a row; serving goroutine only
+	credit  int64 // unix nanoseconds until which a stall's credit raises the burst; serving goroutine only
 	msg     Message
 
 	end    atomic.Pointer[ending] // why the connection ends; the first reason wins
@@ -73,7 +74,6 @@ var (
 	errTooLarge     = errors.New("message over the read limit")
 	errWriteTimeout = errors.New("write timed out: the client is not reading")
 	errClosed       = errors.New("connection closed")
-	errCutMessage   = errors.New("connection cut in the middle of a message")
 )
 
 // ErrClosed is returned by [Conn.Send] and its variants when the connection
@@ -215,7 +215,7 @@ func (c *Conn) sendAlone(ctx context.Context, typ MessageType, p []byte) error {
 		c.wtimer.Reset(c.srv.cfg.writeTimeout)
 	}
 	defer c.wtimer.Stop()
-	return c.ws.Write(ctx, typ, p)
+	return c.write(ctx, typ, p)
 }
 
 // sendConcurrent serves a Send that overlaps another: it waits for the
@@ -227,9 +227,37 @@ func (c *Conn) sendConcurrent(ctx context.Context, typ MessageType, p []byte) er
 		c.fail(dropped(errlog.DeadlineExceeded, errWriteTimeout), nil)
 		cancel()
 	})
-	err := c.ws.Write(ctx, typ, p)
+	err := c.write(ctx, typ, p)
 	t.Stop()
 	return err
+}
+
+// write writes p as one frame. A ctx that ends before the write is done
+// cuts the socket: a frame cut short leaves nothing else to write.
+func (c *Conn) write(ctx context.Context, typ MessageType, p []byte) error {
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, c.cutSocket)
+		defer stop()
+	}
+	err := c.out.frame(byte(typ), p)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
+}
+
+func (c *Conn) cutSocket() { _ = c.nc.Close() }
+
+// writeControl writes a ping or a pong within the write timeout. A write
+// that fails ends the connection; it is never a close handshake, which
+// would wait for the reader that may be the caller.
+func (c *Conn) writeControl(op byte, p []byte) {
+	t := time.AfterFunc(c.srv.cfg.writeTimeout, c.writeTimedOut)
+	err := c.out.control(op, p)
+	t.Stop()
+	if err != nil {
+		c.fail(dropped(errlog.Canceled, fmt.Errorf("write failed: %w", err)), nil)
+	}
 }
 
 // writeTimedOut runs on the write timer: the client has not taken a message
@@ -453,24 +481,22 @@ func (c *Conn) logAttrs() []slog.Attr {
 
 func (c *Conn) loop() {
 	for {
-		// context.Background: closing the transport ends the read, and a
-		// cancelable context would cost a timer registration per message.
-		typ, r, err := c.ws.Reader(context.Background())
+		typ, err := c.nc.next()
 		if err != nil {
-			c.readFailed(classifyRead(err))
+			c.readFailed(err)
 			return
 		}
-		c.started++
-		if !c.next(typ, r) {
+		if !c.next(typ) {
 			return
 		}
 	}
 }
 
-// next checks, reads and handles the message r and reports whether the
-// connection goes on. It is apart from loop so that its frame is off the
-// stack while an idle connection waits in Reader (see [Server.accept]).
-func (c *Conn) next(typ MessageType, r io.Reader) bool {
+// next reads and handles the message whose first frame has arrived, of
+// type typ, and reports whether the connection goes on. It is apart from
+// loop so that its frame is off the stack while an idle connection waits
+// (see [Server.accept]).
+func (c *Conn) next(typ MessageType) bool {
 	s := c.srv
 	// The message was charged to the rate bucket as its first frame
 	// arrived ([frameConn]).
@@ -485,8 +511,11 @@ func (c *Conn) next(typ MessageType, r io.Reader) bool {
 		return false
 	}
 	buf := s.getBuf()
-	data, err := c.read(r, (*buf)[:0])
+	data, err := c.nc.read((*buf)[:0], s.cfg.readLimit)
 	*buf = data[:0]
+	if err == nil && int64(len(data)) > s.cfg.readLimit {
+		err = errlog.NewError(errlog.TooLarge, errTooLarge)
+	}
 	if err != nil {
 		// Nothing of a message that did not arrive whole is named: c.msg
 		// still holds the last one handled.
@@ -518,9 +547,18 @@ func (c *Conn) next(typ MessageType, r io.Reader) bool {
 	return err == nil
 }
 
-// readFailed ends the connection for a failed read: err is classified
-// ([classifyRead]), and a rate limit is reported as one.
+// readFailed ends the connection for a failed read, classified
+// ([classifyRead]); a rate limit is reported as one. When a close frame
+// is next, the transport reads it and answers, and the connection ends as
+// that says.
 func (c *Conn) readFailed(err error) {
+	if err == errCloseFrame {
+		_, _, err = c.ws.Reader(context.Background())
+		if err == nil { // the frame checks let no data frame through here
+			err = errors.New("the transport read a message where a close frame was")
+		}
+	}
+	err = classifyRead(err)
 	if o := c.srv.obs; o != nil && errlog.CodeOf(err) == errlog.ResourceExhausted {
 		o.Observe(c.ctx, Event{Kind: EventLimited, Code: errlog.ResourceExhausted, Reason: LimitMessageRate, Err: err, Conn: c})
 	}
@@ -552,34 +590,6 @@ func (c *Conn) creditStall(start time.Time) {
 	c.credit = start.Add(2 * d).UnixNano()
 }
 
-// read reads one message into b, growing it up to the read limit + 1.
-func (c *Conn) read(r io.Reader, b []byte) ([]byte, error) {
-	limit := c.srv.cfg.readLimit
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		// Never ask for more than the limit + 1: the transport fills the
-		// whole slice from a frame that may announce far more than it sends.
-		n, err := r.Read(b[len(b):min(int64(cap(b)), limit+1)])
-		b = b[:len(b)+n]
-		if int64(len(b)) > limit {
-			return b, errlog.NewError(errlog.TooLarge, errTooLarge)
-		}
-		if err == io.EOF {
-			// The transport also ends a message with EOF when the
-			// connection is cut in its middle.
-			if !c.nc.complete(c.started) {
-				return b, dropped(errlog.Canceled, errCutMessage)
-			}
-			return b, nil
-		}
-		if err != nil {
-			return b, classifyRead(err)
-		}
-	}
-}
-
 // classifyRead classifies an error from reading this connection, where
 // only this connection's transport can have made it. An error with an
 // errlog code comes from the frame checks ([frameConn]); one that says the
@@ -589,6 +599,9 @@ func (c *Conn) read(r io.Reader, b []byte) ([]byte, error) {
 func classifyRead(err error) error {
 	if _, ok := errors.AsType[*errlog.Error](err); ok {
 		return err
+	}
+	if err == errCut {
+		return dropped(errlog.Canceled, err)
 	}
 	if errors.Is(err, websocket.ErrMessageTooBig) {
 		return errlog.NewError(errlog.TooLarge, err)
@@ -682,21 +695,25 @@ func (c *Conn) tick() {
 	c.timerMu.Unlock()
 
 	if cfg.pingInterval > 0 && quiet >= cfg.pingInterval && !handling {
-		wait := cfg.writeTimeout
-		if cfg.idleTimeout > 0 {
-			wait = cfg.idleTimeout - quiet
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		// Only the pong that answers this ping shows that the peer is
-		// there: the peer's own pings and unsolicited pongs cost it nothing
-		// to send, so they do not keep a silent connection open. A missing
-		// pong is caught by the idle check. The transport waits for the
-		// pong on this timer's goroutine: one exists while a ping is out.
-		if c.ws.Ping(ctx) == nil {
-			c.touch()
-		}
-		cancel()
+		c.ping()
 	}
+}
+
+// ping sends the keepalive ping. Only the pong that answers it shows that
+// the peer is there ([frameConn] calls touch when it arrives): the peer's
+// own pings and unsolicited pongs cost it nothing to send, so they do not
+// keep a silent connection open, and its payload is random, so that a
+// client that does not read cannot answer it. A missing pong is caught by
+// the idle check; nothing waits for it. One ping is out at a time, so that
+// a pong slower than the ping interval still answers it.
+func (c *Conn) ping() {
+	v := rand.Uint64() | 1 // 0 is no ping
+	if !c.nc.ping.CompareAndSwap(0, v) {
+		return
+	}
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], v)
+	c.writeControl(opPing, p[:])
 }
 
 // nextTick returns when the keepalive timer must next fire, given how long

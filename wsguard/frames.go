@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -15,41 +19,62 @@ import (
 	"github.com/wsguard/kit/errlog"
 )
 
-// frameConn is the hijacked socket as the transport reads it. It follows
-// the frame headers of the client's byte stream as the bytes arrive, before
-// the transport parses them, to keep promises the transport does not:
+// frameConn is the hijacked socket, and the reader of the client's frames.
+// It follows every frame header as the bytes arrive, to keep promises the
+// transport does not:
 //
 //   - A frame that breaks RFC 6455 is refused here. The transport would
 //     close with its own error text as the reason (one of them echoes the
 //     client's byte); refused here, the client sees the code table's text.
 //   - Every message, ping and pong is charged to the connection's message
-//     bucket as it arrives, in the order it arrives: the transport answers
-//     every ping with a write.
+//     bucket as it arrives, in the order it arrives: every ping is answered
+//     with a write.
 //   - A message may have at most maxFrames frames: the read limit counts
 //     payload bytes, so empty continuation frames would cost nothing.
 //   - A message is complete only once its final frame has arrived in full.
-//     The transport reports a connection cut in the middle of a message as
-//     that message's clean end; [Conn.read] asks [frameConn.complete].
 //
-// On a violation Read returns the bytes before the offending frame, then
-// the violation from every later call, so the transport never parses that
-// frame and its read fails with an error that carries the errlog code.
+// The serving goroutine reads messages with [frameConn.next] and
+// [frameConn.read]: pings are answered and the keepalive's pongs noted on
+// the way, and nothing is buffered while the client is silent (see
+// [frameConn.fill]). A close frame is the transport's: once one is next,
+// the transport reads the rest of the stream through Read, which passes
+// the bytes on as they are checked; it does the same for a close
+// handshake the server starts, after skipping the rest of a frame the
+// message reader began.
 //
-// Only the goroutine reading the transport calls Read; the transport's read
-// lock orders the serving goroutine and a closing one.
+// On a violation the bytes before the offending frame are still delivered,
+// then the violation is returned from every later call, so the offending
+// frame is never parsed further and the read fails with an error that
+// carries the errlog code.
 type frameConn struct {
 	net.Conn
-	limiter   *rate.Limiter // charged one token per message, ping or pong
-	maxFrames int
-	pending   []byte // read before the socket: what the HTTP server had buffered
+	raw       syscall.RawConn         // the socket's, to wait for bytes without a buffer; nil: read through Conn
+	readRaw   func(fd uintptr) bool   // f.readSocket, made once
+	limiter   *rate.Limiter           // charged one token per message, ping or pong
+	maxFrames int                     // data frames per message
+	answer    func(op byte, p []byte) // writes a control frame: the pong to a ping
+	alive     func()                  // the pong to the keepalive ping has arrived
+	ping      atomic.Uint64           // the keepalive ping's payload while it awaits its pong; 0: none
 
-	err      error       // the violation, returned by every Read from then on
-	violated atomic.Bool // err is set, for Close on any goroutine
+	// mu orders the serving goroutine and the transport's close handshake,
+	// which may run on another goroutine.
+	mu   sync.Mutex
+	buf  *[]byte // pooled; nil while nothing is buffered
+	data []byte  // the bytes read and not yet consumed: a prefix-aligned part of buf
+	dst  []byte  // where a raw read puts the bytes instead of buf, when set
+	got  int     // a raw read's result
+	serr error   // a raw read's error
+	rerr error   // the socket's read error, returned once the buffered bytes are consumed
+
+	err       error       // the violation, returned by every read from then on
+	violated  atomic.Bool // err is set, for Close on any goroutine
+	transport bool        // the transport reads the stream from here on
 
 	// The frame being parsed.
 	hdr  [maxFrameHeader]byte
 	nhdr int   // header bytes collected; 0 while in a payload or between frames
 	left int64 // payload bytes of the current frame still to arrive
+	off  int   // payload bytes of the current frame consumed, for the mask
 	op   byte
 	fin  bool
 	mask [4]byte
@@ -57,7 +82,8 @@ type frameConn struct {
 	nctl int               // a close frame's payload bytes so far
 	char [utf8.UTFMax]byte // the start of a character of its reason
 	nchr int
-	bad  error // what is wrong with the close frame, told once it has arrived
+	bad  error                   // what is wrong with the close frame, told once it has arrived
+	ctl  [maxControlPayload]byte // a ping's or pong's payload, unmasked
 
 	// The message being received.
 	inMessage bool   // its first frame has arrived, its final one not in full
@@ -75,6 +101,10 @@ const (
 	opClose        = 0x8
 	opPing         = 0x9
 	opPong         = 0xA
+
+	// readBufSize is the pooled buffer the client's bytes are read into; a
+	// payload at least this long is read straight into the message.
+	readBufSize = 4 << 10
 )
 
 var (
@@ -82,36 +112,316 @@ var (
 	errCloseReason = errors.New("close reason is not UTF-8")
 	errControlRate = errors.New("ping and pong rate exceeded")
 	errFrames      = errors.New("too many frames in one message")
+
+	// errCloseFrame tells the serving goroutine that a close frame is next:
+	// the transport reads it and answers.
+	errCloseFrame = errors.New("close frame next")
+	// errCut is a message cut short: the socket ended in its middle.
+	errCut = errors.New("connection cut in the middle of a message")
+	// errTaken is a message read after the transport took the stream over.
+	errTaken = errors.New("the transport reads the connection")
 )
 
+var readBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, readBufSize)
+	return &b
+}}
+
 func newFrameConn(nc net.Conn, limiter *rate.Limiter, maxFrames int) *frameConn {
-	return &frameConn{Conn: nc, limiter: limiter, maxFrames: maxFrames}
+	f := &frameConn{Conn: nc, limiter: limiter, maxFrames: maxFrames}
+	// Only the standard library's sockets are read through their file
+	// descriptor: a wrapper's own Read (TLS, a proxy protocol, counting)
+	// must not be bypassed.
+	switch s := nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		if raw, err := s.(syscall.Conn).SyscallConn(); err == nil {
+			f.raw = raw
+			f.readRaw = f.readSocket
+		}
+	}
+	return f
 }
 
-// Read implements net.Conn.
+// buffered gives f the bytes the HTTP server had read past the handshake.
+func (f *frameConn) buffered(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	f.buf = readBufs.Get().(*[]byte)
+	f.data = append((*f.buf)[:0], b...)
+	*f.buf = f.data[:0]
+}
+
+// next waits for the next message's first frame and returns its type,
+// answering pings and noting pongs that come before it. It returns
+// errCloseFrame when a close frame comes first: the transport reads it.
+func (f *frameConn) next() (MessageType, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.frame(); err != nil {
+		return 0, err
+	}
+	return MessageType(f.op), nil
+}
+
+// read appends the payload of the message whose first frame next returned
+// to b, at most limit+1 bytes of it: b longer than limit is a message over
+// the limit. A message the socket ends in the middle of is errCut.
+func (f *frameConn) read(b []byte, limit int64) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		for f.left > 0 {
+			if f.err != nil {
+				return b, f.err
+			}
+			want := int(min(f.left, limit+1-int64(len(b))))
+			var k int
+			if len(f.data) == 0 && want >= readBufSize {
+				// Straight into the message: no copy, and one system call
+				// for as much of the frame as has arrived.
+				b = slices.Grow(b, want)
+				f.dst = b[len(b) : len(b)+want]
+				err := f.fill()
+				k, f.dst = f.got, nil
+				if err != nil {
+					return b, cutShort(err)
+				}
+				b = b[:len(b)+k]
+			} else {
+				if len(f.data) == 0 {
+					if err := f.fill(); err != nil {
+						return b, cutShort(err)
+					}
+				}
+				k = min(want, len(f.data))
+				b = append(b, f.data[:k]...)
+				f.consume(k)
+			}
+			unmask(b[len(b)-k:], f.mask, f.off)
+			f.off += k
+			f.left -= int64(k)
+			if int64(len(b)) > limit {
+				return b, nil
+			}
+		}
+		f.endData()
+		if !f.inMessage {
+			return b, nil
+		}
+		if err := f.frame(); err != nil {
+			return b, cutShort(err)
+		}
+	}
+}
+
+// cutShort is err met in the middle of a message: the end of the stream is
+// the message cut short.
+func cutShort(err error) error {
+	if err == io.EOF {
+		return errCut
+	}
+	return err
+}
+
+// frame parses the next data frame's header, at a frame boundary. The
+// control frames before it are read whole and handled; a close frame is
+// left for the transport (errCloseFrame).
+func (f *frameConn) frame() error {
+	for {
+		switch {
+		case f.err != nil:
+			return f.err
+		case f.transport:
+			return errTaken
+		}
+		if err := f.want(1); err != nil {
+			return err
+		}
+		if f.data[0]&0x0f == opClose {
+			f.transport = true
+			return errCloseFrame
+		}
+		if err := f.want(2); err != nil {
+			return err
+		}
+		n := headerSize(f.data[1])
+		if err := f.want(n); err != nil {
+			return err
+		}
+		copy(f.hdr[:], f.data[:n])
+		f.consume(n)
+		f.off = 0
+		if err := f.startFrame(); err != nil {
+			f.err = err
+			f.violated.Store(true)
+			return err
+		}
+		if f.op != opPing && f.op != opPong {
+			return nil
+		}
+		k := int(f.left)
+		if err := f.want(k); err != nil {
+			return err
+		}
+		p := f.ctl[:k]
+		copy(p, f.data)
+		f.consume(k)
+		f.left = 0
+		unmask(p, f.mask, 0)
+		if f.op == opPing {
+			f.answer(opPong, p)
+		} else if k == 8 {
+			if v := binary.BigEndian.Uint64(p); v != 0 && f.ping.CompareAndSwap(v, 0) {
+				f.alive()
+			}
+		}
+	}
+}
+
+// want waits until n bytes are buffered.
+func (f *frameConn) want(n int) error {
+	for len(f.data) < n {
+		if err := f.fill(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// consume drops the first n buffered bytes; the buffer goes back to its
+// pool once it holds none.
+func (f *frameConn) consume(n int) {
+	f.data = f.data[n:]
+	if len(f.data) == 0 && f.buf != nil {
+		readBufs.Put(f.buf)
+		f.buf, f.data = nil, nil
+	}
+}
+
+// fill reads more of the client's bytes: after the buffered ones, or into
+// f.dst when set (the count is then f.got). A socket read that would block
+// gives the buffer back first, so that a silent connection holds none.
+func (f *frameConn) fill() error {
+	f.got = 0
+	if f.rerr != nil {
+		return f.rerr
+	}
+	if f.dst == nil && f.buf != nil {
+		n := copy((*f.buf)[:cap(*f.buf)], f.data) // keep a partial header at the start
+		f.data = (*f.buf)[:n]
+	}
+	var err error
+	if f.raw != nil {
+		f.serr = nil
+		if err = f.raw.Read(f.readRaw); err == nil {
+			err = f.serr
+		}
+	} else {
+		b := f.dst
+		if b == nil {
+			if f.buf == nil {
+				f.buf = readBufs.Get().(*[]byte)
+				f.data = (*f.buf)[:0]
+			}
+			b = (*f.buf)[len(f.data):cap(*f.buf)]
+		}
+		f.got, err = f.Conn.Read(b)
+	}
+	if f.dst == nil && f.got > 0 {
+		f.data = f.data[:len(f.data)+f.got]
+	}
+	if err == nil && f.got == 0 {
+		err = io.EOF
+	}
+	if err != nil {
+		f.rerr = err
+		if f.got > 0 {
+			return nil
+		}
+		if len(f.data) == 0 && f.buf != nil {
+			readBufs.Put(f.buf)
+			f.buf, f.data = nil, nil
+		}
+		return err
+	}
+	return nil
+}
+
+// readSocket is the raw read: it returns false, to wait for the socket to
+// become readable, when the read would block.
+func (f *frameConn) readSocket(fd uintptr) bool {
+	b := f.dst
+	if b == nil {
+		if f.buf == nil {
+			f.buf = readBufs.Get().(*[]byte)
+			f.data = (*f.buf)[:0]
+		}
+		b = (*f.buf)[len(f.data):cap(*f.buf)]
+	}
+	for {
+		n, err := syscall.Read(int(fd), b)
+		switch err {
+		case nil:
+			f.got = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			if len(f.data) == 0 && f.buf != nil {
+				readBufs.Put(f.buf)
+				f.buf, f.data = nil, nil
+			}
+			return false
+		}
+		f.serr = &net.OpError{Op: "read", Net: f.LocalAddr().Network(), Source: f.LocalAddr(),
+			Addr: f.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+		return true
+	}
+}
+
+// Read implements net.Conn for the transport, which reads through it only
+// for a close handshake: it passes the stream on from a frame boundary.
 func (f *frameConn) Read(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.transport {
+		// The rest of a frame the message reader began is dropped: the
+		// transport discards data in a close handshake anyway.
+		for f.left > 0 && f.err == nil {
+			if len(f.data) == 0 {
+				if err := f.fill(); err != nil {
+					return 0, err
+				}
+			}
+			k := int(min(f.left, int64(len(f.data))))
+			f.consume(k)
+			f.left -= int64(k)
+			if f.left == 0 {
+				f.endData()
+			}
+		}
+		f.transport = true
+	}
 	if f.err != nil {
 		return 0, f.err
 	}
-	var n int
-	var err error
-	if len(f.pending) > 0 {
-		n = copy(p, f.pending)
-		f.pending = f.pending[n:]
-	} else {
-		n, err = f.Conn.Read(p)
-	}
-	if n > 0 {
-		if k, verr := f.scan(p[:n]); verr != nil {
-			f.err = verr
-			f.violated.Store(true)
-			if k == 0 {
-				return 0, verr
-			}
-			return k, nil
+	if len(f.data) == 0 {
+		if err := f.fill(); err != nil {
+			return 0, err
 		}
 	}
-	return n, err
+	n := copy(p, f.data)
+	f.consume(n)
+	if k, verr := f.scan(p[:n]); verr != nil {
+		f.err = verr
+		f.violated.Store(true)
+		if k == 0 {
+			return 0, verr
+		}
+		return k, nil
+	}
+	return n, nil
 }
 
 // Bounds of what Close reads and drops after a violation.
@@ -136,9 +446,20 @@ func (f *frameConn) Close() error {
 	return f.Conn.Close()
 }
 
-// complete reports whether the final frames of the first n messages have
-// arrived in full.
-func (f *frameConn) complete(n uint64) bool { return f.messages >= n }
+// unmask applies a client frame's masking key to b, the payload bytes from
+// offset off on, eight bytes at a time.
+func unmask(b []byte, key [4]byte, off int) {
+	k := [4]byte{key[off&3], key[(off+1)&3], key[(off+2)&3], key[(off+3)&3]}
+	k32 := uint64(binary.LittleEndian.Uint32(k[:]))
+	k64 := k32 | k32<<32
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k64)
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= k[i&3]
+	}
+}
 
 // scan follows the frames in b. On a violation it returns the offset in b
 // of the offending frame's first byte (0 when the frame began in an earlier
@@ -277,12 +598,17 @@ func (f *frameConn) endFrame() error {
 		}
 	case opPing, opPong:
 	default:
-		if f.fin {
-			f.inMessage = false
-			f.messages++
-		}
+		f.endData()
 	}
 	return nil
+}
+
+// endData runs once a data frame's payload has arrived in full.
+func (f *frameConn) endData() {
+	if f.fin {
+		f.inMessage = false
+		f.messages++
+	}
 }
 
 // closePayload checks the part p of a close frame's payload as it

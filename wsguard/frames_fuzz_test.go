@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"unicode/utf8"
 
@@ -44,6 +45,10 @@ type verdict struct {
 	code      errlog.Code
 	messages  uint64 // messages complete before the violation or the end
 	delivered int    // bytes passed on before the violation
+
+	// Of the reference only:
+	payloads    []string // the messages complete before the violation or the end, unmasked
+	beforeClose int      // how many of them came before the first close frame; -1: no close frame
 }
 
 // readThrough reads stream through a frameConn, the first chunk as bytes
@@ -59,7 +64,7 @@ func readThrough(stream []byte, cuts, sizes []byte) verdict {
 	}
 	chunks = append(chunks, rest)
 	f := newFrameConn(&chunkConn{chunks: chunks[1:]}, rate.NewLimiter(0, fuzzControlBurst), fuzzMaxFrames)
-	f.pending = chunks[0]
+	f.buffered(chunks[0])
 	var v verdict
 	buf := make([]byte, max(256, len(stream)))
 	for i := 0; ; i++ {
@@ -98,8 +103,13 @@ func reference(stream []byte) (v verdict, at, end int) {
 		return v, start, end
 	}
 	burst, inMessage, frames := fuzzControlBurst, false, 0
+	v.beforeClose = -1
+	var message []byte
 	for i := 0; i < len(stream); {
 		start := i
+		if stream[i]&0x0f == opClose && v.beforeClose < 0 {
+			v.beforeClose = len(v.payloads) // from its first byte on, the frame is the transport's
+		}
 		if len(stream)-i < 2 {
 			break
 		}
@@ -194,9 +204,16 @@ func reference(stream []byte) (v verdict, at, end int) {
 			if !utf8.Valid(reason) {
 				return fail(errlog.InvalidPayload, errCloseReason.Error(), start, i)
 			}
-		case op < opClose && fin:
-			inMessage = false
-			v.messages++
+		case op < opClose:
+			for j, x := range p {
+				message = append(message, x^mask[j%4])
+			}
+			if fin {
+				inMessage = false
+				v.messages++
+				v.payloads = append(v.payloads, string(message))
+				message = message[:0]
+			}
 		}
 	}
 	return v, -1, 0
@@ -249,6 +266,108 @@ func FuzzFrameConn(f *testing.F) {
 		}
 		if got.delivered < at || got.delivered >= end {
 			t.Fatalf("cut at %v: %d bytes delivered, the offending frame is bytes %d to %d", cuts, got.delivered, at, end)
+		}
+	})
+}
+
+// readMessages reads stream, cut as readThrough does, the way a connection
+// does: messages through next and read until a close frame is next, then
+// the rest through Read as the transport would. It returns the verdict and
+// the messages read, and whether a close frame was handed over.
+func readMessages(stream, cuts []byte) (v verdict, payloads []string, handed bool) {
+	var chunks [][]byte
+	rest := stream
+	for _, c := range cuts {
+		n := min(int(c), len(rest))
+		chunks = append(chunks, rest[:n])
+		rest = rest[n:]
+	}
+	chunks = append(chunks, rest)
+	f := newFrameConn(&chunkConn{chunks: chunks[1:]}, rate.NewLimiter(0, fuzzControlBurst), fuzzMaxFrames)
+	f.buffered(chunks[0])
+	f.answer = func(op byte, p []byte) {
+		if op != opPong || len(p) > maxControlPayload {
+			panic("a ping answered with something else than a pong")
+		}
+	}
+	f.alive = func() {}
+	violation := func(err error) {
+		e, ok := errors.AsType[*errlog.Error](err)
+		if !ok {
+			panic("violation without a code: " + err.Error())
+		}
+		v.code, v.err = e.Code(), errors.Unwrap(e).Error()
+	}
+	for {
+		_, err := f.next()
+		if err == nil {
+			var b []byte
+			if b, err = f.read(nil, 1<<20); err == nil {
+				payloads = append(payloads, string(b))
+				continue
+			}
+		}
+		if err == errCloseFrame {
+			handed = true
+			buf := make([]byte, 64)
+			for {
+				_, err := f.Read(buf)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					violation(err)
+					break
+				}
+			}
+			break
+		}
+		if err != io.EOF && err != errCut {
+			violation(err)
+		}
+		break
+	}
+	v.messages = f.messages
+	return v, payloads, handed
+}
+
+// FuzzMessages checks that the messages the serving goroutine reads are
+// the reference's, however the bytes are cut into reads, and that the
+// verdict is the same when a close frame hands the stream over midway.
+func FuzzMessages(f *testing.F) {
+	frame := func(b0 byte, payload ...byte) []byte {
+		b := []byte{b0, 0x80 | byte(len(payload)), 1, 2, 3, 4}
+		for i, c := range payload {
+			b = append(b, c^byte(i%4+1))
+		}
+		return b
+	}
+	cat := func(fs ...[]byte) (b []byte) {
+		for _, f := range fs {
+			b = append(b, f...)
+		}
+		return b
+	}
+	f.Add(cat(frame(0x81, 'h', 'i'), frame(0x01, 'a'), frame(0x89, 'p'), frame(0x80, 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j')), []byte{1, 3, 9})
+	f.Add(cat(frame(0x82, 1, 2, 3), frame(0x88, 0x03, 0xe8, 'o', 'k'), frame(0x81, 'x')), []byte{2, 7})
+	f.Add(cat(frame(0x01, 'a'), frame(0x88, 0x03, 0xe8), frame(0x80, 'b')), []byte{4})
+	f.Add(cat(frame(0x81), frame(0x8A, 1, 2, 3, 4, 5, 6, 7, 8), frame(0xC1, 'x')), []byte{7})
+	f.Add([]byte{0x82, 0xfe, 0x00, 0x03, 1, 2, 3, 4, 5, 6, 7}, []byte{4})
+	f.Fuzz(func(t *testing.T, stream, cuts []byte) {
+		want, _, _ := reference(stream)
+		got, payloads, handed := readMessages(stream, cuts)
+		if got.err != want.err || got.code != want.code || got.messages != want.messages {
+			t.Fatalf("cut at %v: %+v, reference %+v", cuts, got, want)
+		}
+		expect := want.payloads
+		if handed {
+			if want.beforeClose < 0 {
+				t.Fatalf("cut at %v: handed over with no close frame in the stream", cuts)
+			}
+			expect = expect[:want.beforeClose]
+		}
+		if !slices.Equal(payloads, expect) {
+			t.Fatalf("cut at %v: messages %q, reference %q", cuts, payloads, expect)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package wsguard
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -205,15 +206,24 @@ func (c *Conn) writeBatch(msgs []outMsg) bool {
 	return true
 }
 
-// batchWriter is what the transport writes to: the socket itself, or,
-// while the connection's writer gathers a batch, a buffer that goes to the
-// socket in one write. The transport flushes every message; gathering
-// them is what saves the system calls when messages pile up.
+// batchWriter writes the connection's frames to the socket: each in one
+// write, or, while the connection's writer gathers a batch, into a buffer
+// that goes to the socket in one write. Gathering is what saves the system
+// calls when messages pile up.
+//
+// Data frames, pings and pongs are written here ([batchWriter.frame],
+// [batchWriter.control]). The transport writes only close frames through
+// Write (and pongs while it reads a close handshake), each whole in one
+// call: its buffered writer is larger than any control frame.
 type batchWriter struct {
 	nc      net.Conn
 	mu      sync.Mutex
 	buf     *[]byte // the gathered bytes; nil when none
 	holding bool    // writes are gathered, not passed on
+	closed  bool    // a close frame has been written: no frame may follow
+	hdr     [10]byte
+	vecs    [2][]byte   // a long frame's header and payload
+	vec     net.Buffers // over vecs, for one writev
 }
 
 var batchBufs = sync.Pool{New: func() any {
@@ -235,41 +245,108 @@ func (w *batchWriter) release() {
 	w.mu.Unlock()
 }
 
-// Write implements io.Writer.
+// Write implements io.Writer for the transport.
 func (w *batchWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.closed {
+		return 0, net.ErrClosed
+	}
+	if len(p) > 0 && p[0]&0x0f == opClose {
+		w.closed = true
+	}
+	if err := w.out(nil, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// frame writes p as one final frame of opcode op.
+func (w *batchWriter) frame(op byte, p []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return net.ErrClosed
+	}
+	return w.out(w.header(op, len(p)), p)
+}
+
+// control writes a ping or a pong, unless a close frame has gone out.
+func (w *batchWriter) control(op byte, p []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	return w.out(w.header(op, len(p)), p)
+}
+
+// header encodes the header of a server frame (unmasked, final) in w.hdr.
+func (w *batchWriter) header(op byte, n int) []byte {
+	w.hdr[0] = 0x80 | op
+	switch {
+	case n <= maxControlPayload:
+		w.hdr[1] = byte(n)
+		return w.hdr[:2]
+	case n <= 0xffff:
+		w.hdr[1] = 126
+		binary.BigEndian.PutUint16(w.hdr[2:], uint16(n))
+		return w.hdr[:4]
+	}
+	w.hdr[1] = 127
+	binary.BigEndian.PutUint64(w.hdr[2:], uint64(n))
+	return w.hdr[:10]
+}
+
+// out writes the frame of header h and payload p, or gathers it.
+func (w *batchWriter) out(h, p []byte) error {
+	n := len(h) + len(p)
 	if w.holding {
 		if w.buf == nil {
 			w.buf = batchBufs.Get().(*[]byte)
 		}
-		if len(*w.buf)+len(p) > maxBatch {
+		if len(*w.buf)+n > maxBatch {
 			if err := w.writeOut(); err != nil {
-				return 0, err
+				return err
 			}
-			if len(p) > maxBatch {
-				return w.nc.Write(p)
+			if n > maxBatch {
+				return w.write(h, p)
 			}
 		}
-		*w.buf = append(*w.buf, p...)
-		return len(p), nil
+		*w.buf = append(append(*w.buf, h...), p...)
+		return nil
 	}
 	if w.buf == nil {
-		return w.nc.Write(p)
+		return w.write(h, p)
 	}
-	// Released: what was gathered goes first, with p when it fits.
+	// Released: what was gathered goes first, with this frame when it fits.
 	defer w.put()
-	if len(*w.buf)+len(p) <= maxBatch {
-		*w.buf = append(*w.buf, p...)
-		if err := w.writeOut(); err != nil {
-			return 0, err
-		}
-		return len(p), nil
+	if len(*w.buf)+n <= maxBatch {
+		*w.buf = append(append(*w.buf, h...), p...)
+		return w.writeOut()
 	}
 	if err := w.writeOut(); err != nil {
-		return 0, err
+		return err
 	}
-	return w.nc.Write(p)
+	return w.write(h, p)
+}
+
+// write writes h and p to the socket in one system call: copied together
+// when short, else as a vector (two writes on a socket without writev).
+func (w *batchWriter) write(h, p []byte) error {
+	if len(h)+len(p) <= readBufSize {
+		b := readBufs.Get().(*[]byte)
+		*b = append(append((*b)[:0], h...), p...)
+		_, err := w.nc.Write(*b)
+		*b = (*b)[:0]
+		readBufs.Put(b)
+		return err
+	}
+	w.vecs = [2][]byte{h, p}
+	w.vec = w.vecs[:]
+	_, err := w.vec.WriteTo(w.nc)
+	w.vecs, w.vec = [2][]byte{}, nil
+	return err
 }
 
 func (w *batchWriter) writeOut() error {

@@ -408,20 +408,28 @@ func (t *hijackTap) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := &t.conn.srv.cfg
-	t.nc = newFrameConn(nc, t.conn.limiter, cfg.maxFrames)
-	// The transport's writes go through the connection's batchWriter,
-	// which gathers queued messages into few writes.
-	t.conn.out.nc = nc
-	brw.Writer.Reset(&t.conn.out)
+	c := t.conn
+	t.nc = newFrameConn(nc, c.limiter, c.srv.cfg.maxFrames)
+	t.nc.answer, t.nc.alive = c.writeControl, c.touch
+	c.out.nc = nc
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
-		t.nc.pending = append([]byte(nil), b...)
+		t.nc.buffered(b)
 	}
-	brw.Reader.Reset(t.nc)
+	// The frameConn reads the messages and the connection's batchWriter
+	// writes them: the transport reads and writes only control frames
+	// through these. The HTTP server's 4 KiB buffers stay reachable from
+	// its connection for as long as ServeHTTP runs, so they are swapped
+	// for small ones in place, not merely passed over.
+	*brw.Reader = *bufio.NewReaderSize(t.nc, 16)
+	*brw.Writer = *bufio.NewWriterSize(&c.out, transportWriteBuffer)
 	t.br = brw.Reader
 	return t.nc, brw, nil
 }
+
+// transportWriteBuffer holds any control frame whole, so that the
+// transport's frames reach the batchWriter in one write each.
+const transportWriteBuffer = 2 + maxControlPayload + 1
 
 // Unwrap lets http.ResponseController reach the original writer.
 func (t *hijackTap) Unwrap() http.ResponseWriter { return t.ResponseWriter }
