@@ -242,19 +242,24 @@ func (h *hubRoom) Close() {
 	h.done.Wait()
 }
 
-// SmallSendBuffers returns l with the send buffer of every connection it
-// accepts fixed at 32 KiB. On loopback the kernel grows a socket's send
-// buffer up to 4 MiB for a client that does not read, tens of thousands
-// of small messages: with the buffer fixed, a silent member fills it
-// within a short run, as a slow client on a real network does sooner.
-func SmallSendBuffers(l net.Listener) net.Listener { return smallSendBuffers{l} }
+// RoomSendBuffer is the send buffer of every socket a room accepts
+// ([ServeRoom]). On loopback the kernel grows a socket's send buffer up to
+// 4 MiB for a client that does not read, tens of thousands of small
+// messages; fixed (Linux doubles the value for its bookkeeping), a silent
+// member fills it within about 50 broadcasts, as a slow client on a real
+// network does, and every variant lets it go within 350 (the group's and
+// the hub's queues hold 256 more). A reader is never more than 16
+// broadcasts, about 2 KiB, behind: its socket's buffer never fills.
+const RoomSendBuffer = 4 << 10
 
-type smallSendBuffers struct{ net.Listener }
+// sendBufferListener fixes the send buffer of every connection it
+// accepts at RoomSendBuffer.
+type sendBufferListener struct{ net.Listener }
 
-func (l smallSendBuffers) Accept() (net.Conn, error) {
+func (l sendBufferListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetWriteBuffer(32 << 10)
+		_ = tc.SetWriteBuffer(RoomSendBuffer)
 	}
 	return c, err
 }
@@ -272,11 +277,11 @@ type RoomServer struct {
 }
 
 // ServeRoom serves a fresh room of v on loopback, with the send buffer of
-// every socket it accepts fixed ([SmallSendBuffers]).
+// every socket it accepts fixed at [RoomSendBuffer].
 func ServeRoom(v RoomVariant) *RoomServer {
 	room := v.New()
 	ts := httptest.NewUnstartedServer(room)
-	ts.Listener = SmallSendBuffers(ts.Listener)
+	ts.Listener = sendBufferListener{ts.Listener}
 	ts.Start()
 	return &RoomServer{Room: room, URL: "ws" + strings.TrimPrefix(ts.URL, "http"), ts: ts}
 }
