@@ -267,6 +267,15 @@ func (l sendBufferListener) Accept() (net.Conn, error) {
 // FanoutSize is the benchmark's message size.
 const FanoutSize = 128
 
+// FanoutWindows are how many broadcasts may be on their way at once: one
+// (each waits until every reader has it: latency) and several (a busy
+// room: throughput, and what gathering piled-up messages saves).
+var FanoutWindows = []int{1, 16}
+
+// SilentMembers is how many of a room's n members do not read, when some
+// do not: 1%, at least one.
+func SilentMembers(n int) int { return max(1, n/100) }
+
 // RoomServer is a room served on loopback.
 type RoomServer struct {
 	// Room is the room its connections join.

@@ -8,11 +8,6 @@ import (
 	"github.com/wsguard/kit/internal/bench"
 )
 
-// fanoutWindows are how many broadcasts may be on their way at once: one
-// (each waits until every reader has it: latency) and several (a busy
-// room: throughput, and what gathering piled-up messages saves).
-var fanoutWindows = []int{1, 16}
-
 func openRoom(tb testing.TB, v bench.RoomVariant, readers, silent, window int) (bench.Room, *bench.Fanout) {
 	tb.Helper()
 	if err := bench.RaiseFileLimit(uint64(4*(readers+silent) + 256)); err != nil {
@@ -84,8 +79,8 @@ func TestRoomVariants(t *testing.T) {
 // or not).
 func BenchmarkBroadcast(b *testing.B) {
 	const members = 1000
-	for _, window := range fanoutWindows {
-		for _, silent := range []int{0, members / 100} {
+	for _, window := range bench.FanoutWindows {
+		for _, silent := range []int{0, bench.SilentMembers(members)} {
 			for _, v := range bench.RoomVariants() {
 				b.Run(fmt.Sprintf("window=%d/silent=%d/%s", window, silent, v.Name), func(b *testing.B) {
 					benchBroadcast(b, v, members, silent, window)
