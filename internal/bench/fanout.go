@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,19 +242,24 @@ func (h *hubRoom) Close() {
 	h.done.Wait()
 }
 
-// SmallSendBuffers returns l with the send buffer of every connection it
-// accepts fixed at 32 KiB. On loopback the kernel grows a socket's send
-// buffer up to 4 MiB for a client that does not read, tens of thousands
-// of small messages: with the buffer fixed, a silent member fills it
-// within a short run, as a slow client on a real network does sooner.
-func SmallSendBuffers(l net.Listener) net.Listener { return smallSendBuffers{l} }
+// RoomSendBuffer is the send buffer of every socket a room accepts
+// ([ServeRoom]). On loopback the kernel grows a socket's send buffer up to
+// 4 MiB for a client that does not read, tens of thousands of small
+// messages; fixed (Linux doubles the value for its bookkeeping), a silent
+// member fills it within about 50 broadcasts, as a slow client on a real
+// network does, and every variant lets it go within 350 (the group's and
+// the hub's queues hold 256 more). A reader is never more than 16
+// broadcasts, about 2 KiB, behind: its socket's buffer never fills.
+const RoomSendBuffer = 4 << 10
 
-type smallSendBuffers struct{ net.Listener }
+// sendBufferListener fixes the send buffer of every connection it
+// accepts at RoomSendBuffer.
+type sendBufferListener struct{ net.Listener }
 
-func (l smallSendBuffers) Accept() (net.Conn, error) {
+func (l sendBufferListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetWriteBuffer(32 << 10)
+		_ = tc.SetWriteBuffer(RoomSendBuffer)
 	}
 	return c, err
 }
@@ -260,13 +267,52 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 // FanoutSize is the benchmark's message size.
 const FanoutSize = 128
 
+// FanoutWindows are how many broadcasts may be on their way at once: one
+// (each waits until every reader has it: latency) and several (a busy
+// room: throughput, and what gathering piled-up messages saves).
+var FanoutWindows = []int{1, 16}
+
+// SilentMembers is how many of a room's n members do not read, when some
+// do not: 1%, at least one.
+func SilentMembers(n int) int { return max(1, n/100) }
+
+// RoomServer is a room served on loopback.
+type RoomServer struct {
+	// Room is the room its connections join.
+	Room Room
+	// URL is where members connect: ws://127.0.0.1:port.
+	URL string
+	ts  *httptest.Server
+}
+
+// ServeRoom serves a fresh room of v on loopback, with the send buffer of
+// every socket it accepts fixed at [RoomSendBuffer].
+func ServeRoom(v RoomVariant) *RoomServer {
+	room := v.New()
+	ts := httptest.NewUnstartedServer(room)
+	ts.Listener = sendBufferListener{ts.Listener}
+	ts.Start()
+	return &RoomServer{Room: room, URL: "ws" + strings.TrimPrefix(ts.URL, "http"), ts: ts}
+}
+
+// Close stops the server and the room. The members' connections end as
+// their clients drop them ([Fanout.Close]).
+func (s *RoomServer) Close() {
+	s.ts.CloseClientConnections()
+	s.ts.Close()
+	s.Room.Close()
+}
+
 // Fanout is a room's members, seen from the client side: readers that
 // record when each broadcast reaches them, and silent members that never
 // read, with a small receive buffer.
 type Fanout struct {
+	room    Room
+	wsURL   string
 	readers []*Client
 	silent  []*Client
-	lat     [][]time.Duration // per reader
+	lat     [][]time.Duration // per reader, since ResetLatency
+	held    []time.Duration   // per broadcast call, since ResetLatency
 	errs    []error
 	arrived []atomic.Int32 // per broadcast, a ring of 2*window: readers that got it
 	window  int
@@ -279,6 +325,8 @@ type Fanout struct {
 // broadcasts may be on their way at once ([Fanout.Run]).
 func OpenFanout(room Room, wsURL string, readers, silent, window int) (*Fanout, error) {
 	f := &Fanout{
+		room:    room,
+		wsURL:   wsURL,
 		readers: make([]*Client, readers),
 		silent:  make([]*Client, silent),
 		lat:     make([][]time.Duration, readers),
@@ -286,47 +334,81 @@ func OpenFanout(room Room, wsURL string, readers, silent, window int) (*Fanout, 
 		arrived: make([]atomic.Int32, 2*window),
 		window:  window,
 	}
+	err := dialMembers(wsURL, readers+silent, func(i int) (*Client, error) {
+		if i < readers {
+			c, err := Dial(wsURL, nil, nil)
+			f.readers[i] = c
+			return c, err
+		}
+		c, err := DialSilent(wsURL)
+		f.silent[i-readers] = c
+		return c, err
+	})
+	if err == nil {
+		err = f.awaitMembers(readers + silent)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// dialMembers calls dial for 0 to n-1, a few at a time, and returns the
+// first error.
+func dialMembers(wsURL string, n int, dial func(i int) (*Client, error)) error {
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	for i := range readers + silent {
+	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			dial := func() (*Client, error) { return Dial(wsURL, nil, nil) }
-			if i >= readers {
-				dial = func() (*Client, error) { return DialSilent(wsURL) }
-			}
-			c, err := dial()
-			if err != nil {
+			if _, err := dial(i); err != nil {
 				mu.Lock()
-				first = cmp(first, err)
+				first = cmp(first, fmt.Errorf("bench: %s: %w", wsURL, err))
 				mu.Unlock()
-				return
-			}
-			if i < readers {
-				f.readers[i] = c
-			} else {
-				f.silent[i-readers] = c
 			}
 		})
 	}
 	wg.Wait()
-	if first == nil {
-		deadline := time.Now().Add(30 * time.Second)
-		for room.Len() < readers+silent && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := room.Len(); n < readers+silent {
-			first = fmt.Errorf("bench: room has %d members of %d", n, readers+silent)
-		}
+	return first
+}
+
+// awaitMembers waits until the room counts n members.
+func (f *Fanout) awaitMembers(n int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for f.room.Len() != n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
 	}
-	if first != nil {
-		f.Close()
-		return nil, first
+	if got := f.room.Len(); got != n {
+		return fmt.Errorf("bench: room has %d members, want %d", got, n)
 	}
-	return f, nil
+	return nil
+}
+
+// ReplaceSilent drops the silent members, cut or not, waits until the
+// room has let them go, and dials as many new ones: each run of a room
+// with silent members then starts with members whose buffers are empty,
+// as the first did.
+func (f *Fanout) ReplaceSilent() error {
+	for i, c := range f.silent {
+		_ = c.Close()
+		f.silent[i] = nil
+	}
+	if err := f.awaitMembers(len(f.readers)); err != nil {
+		return err
+	}
+	err := dialMembers(f.wsURL, len(f.silent), func(i int) (*Client, error) {
+		c, err := DialSilent(f.wsURL)
+		f.silent[i] = c
+		return c, err
+	})
+	if err != nil {
+		return err
+	}
+	return f.awaitMembers(len(f.readers) + len(f.silent))
 }
 
 func cmp(first, err error) error {
@@ -338,43 +420,44 @@ func cmp(first, err error) error {
 
 // Run makes n broadcasts of FanoutSize bytes with broadcast, at most
 // window of them on their way to the readers at once, and waits until
-// every reader has them all. It returns the wall time and the 99th
-// percentile and longest time a broadcast call held the sender.
-func (f *Fanout) Run(broadcast func(p []byte), n int) (took, p99, longest time.Duration, err error) {
+// every reader has them all. It returns the wall time; [Fanout.Latency]
+// and [Fanout.Held] add this run's deliveries and broadcast calls. After
+// an error, the readers may still wait: Close the Fanout.
+func (f *Fanout) Run(broadcast func(p []byte), n int) (time.Duration, error) {
+	clear(f.errs)
 	f.n = n
 	for i, c := range f.readers {
-		f.lat[i] = slices.Grow(f.lat[i][:0], n)
+		f.lat[i] = slices.Grow(f.lat[i], n)
 		f.wg.Add(1)
 		go f.read(i, c)
 	}
 	ring := len(f.arrived)
 	all := int32(len(f.readers))
-	calls := make([]time.Duration, 0, n)
+	f.held = slices.Grow(f.held, n)
 	start := time.Now()
 	for s := range n {
 		if s >= f.window {
 			if err := f.await(s-f.window, all); err != nil {
-				return 0, 0, 0, err
+				return 0, err
 			}
 			f.arrived[(s-f.window)%ring].Store(0)
 		}
 		p := fanoutPayload(uint64(s), time.Now())
 		t0 := time.Now()
 		broadcast(p)
-		calls = append(calls, time.Since(t0))
+		f.held = append(f.held, time.Since(t0))
 	}
 	for s := max(0, n-f.window); s < n; s++ {
 		if err := f.await(s, all); err != nil {
-			return 0, 0, 0, err
+			return 0, err
 		}
 	}
-	took = time.Since(start)
+	took := time.Since(start)
 	f.wg.Wait()
 	for i := range f.arrived {
 		f.arrived[i].Store(0)
 	}
-	slices.Sort(calls)
-	return took, calls[min(len(calls)-1, len(calls)*99/100)], calls[len(calls)-1], errors.Join(f.errs...)
+	return took, errors.Join(f.errs...)
 }
 
 // await waits until every reader has broadcast s.
@@ -409,17 +492,27 @@ func (f *Fanout) read(i int, c *Client) {
 }
 
 // Latency returns the readers' median and 99th percentile delivery time
-// over the last Run.
+// over the runs since the last ResetLatency.
 func (f *Fanout) Latency() (p50, p99 time.Duration) {
-	var all []time.Duration
-	for _, l := range f.lat {
-		all = append(all, l...)
-	}
-	if len(all) == 0 {
+	return quantiles(slices.Concat(f.lat...))
+}
+
+// Held returns the 99th percentile and the longest time a broadcast call
+// held the sender, over the runs since the last ResetLatency.
+func (f *Fanout) Held() (p99, longest time.Duration) {
+	if len(f.held) == 0 {
 		return 0, 0
 	}
-	slices.Sort(all)
-	return all[len(all)/2], all[min(len(all)-1, len(all)*99/100)]
+	s := slices.Sorted(slices.Values(f.held))
+	return s[min(len(s)-1, len(s)*99/100)], s[len(s)-1]
+}
+
+// ResetLatency forgets the recorded deliveries and broadcast calls.
+func (f *Fanout) ResetLatency() {
+	for i := range f.lat {
+		f.lat[i] = f.lat[i][:0]
+	}
+	f.held = f.held[:0]
 }
 
 // Readers returns the number of reading members.
@@ -427,11 +520,21 @@ func (f *Fanout) Readers() int { return len(f.readers) }
 
 // Close drops every member's connection.
 func (f *Fanout) Close() {
-	for _, c := range append(f.readers, f.silent...) {
+	for _, c := range slices.Concat(f.readers, f.silent) {
 		if c != nil {
 			_ = c.Close()
 		}
 	}
+}
+
+// quantiles returns the median and the 99th percentile of ds, sorting
+// it.
+func quantiles(ds []time.Duration) (p50, p99 time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], ds[min(len(ds)-1, len(ds)*99/100)]
 }
 
 // fanoutPayload is a text message of FanoutSize bytes carrying its

@@ -2,54 +2,65 @@ package bench_test
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"runtime"
-	"strings"
 	"testing"
 
 	"github.com/wsguard/kit/internal/bench"
 )
-
-// fanoutWindows are how many broadcasts may be on their way at once: one
-// (each waits until every reader has it: latency) and several (a busy
-// room: throughput, and what gathering piled-up messages saves).
-var fanoutWindows = []int{1, 16}
 
 func openRoom(tb testing.TB, v bench.RoomVariant, readers, silent, window int) (bench.Room, *bench.Fanout) {
 	tb.Helper()
 	if err := bench.RaiseFileLimit(uint64(4*(readers+silent) + 256)); err != nil {
 		tb.Skipf("%v (raise ulimit -n)", err)
 	}
-	room := v.New()
-	ts := httptest.NewUnstartedServer(room)
-	ts.Listener = bench.SmallSendBuffers(ts.Listener)
-	ts.Start()
-	f, err := bench.OpenFanout(room, "ws"+strings.TrimPrefix(ts.URL, "http"), readers, silent, window)
+	srv := bench.ServeRoom(v)
+	f, err := bench.OpenFanout(srv.Room, srv.URL, readers, silent, window)
 	if err != nil {
-		ts.Close()
-		room.Close()
+		srv.Close()
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
 		f.Close()
-		ts.CloseClientConnections()
-		ts.Close()
-		room.Close()
+		srv.Close()
 	})
-	return room, f
+	return srv.Room, f
 }
 
 // TestRoomVariants checks that every broadcast variant delivers every
 // message to its readers beside a member that does not read, so that a
-// broken variant fails here rather than skewing a ratio.
+// broken variant fails here rather than skewing a ratio; and that the
+// silent member can be replaced between runs, whose deliveries and
+// broadcast calls add up until reset.
 func TestRoomVariants(t *testing.T) {
 	t.Parallel()
+	const readers, silent, n = 8, 1, 12
 	for _, v := range bench.RoomVariants() {
 		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
-			room, f := openRoom(t, v, 8, 1, 4)
-			if _, _, _, err := f.Run(room.Broadcast, 12); err != nil {
+			room, f := openRoom(t, v, readers, silent, 4)
+			if _, err := f.Run(room.Broadcast, n); err != nil {
 				t.Fatal(err)
+			}
+			if err := f.ReplaceSilent(); err != nil {
+				t.Fatal(err)
+			}
+			if got := room.Len(); got != readers+silent {
+				t.Fatalf("%d members after replacing the silent one, want %d", got, readers+silent)
+			}
+			if _, err := f.Run(room.Broadcast, n); err != nil {
+				t.Fatal(err)
+			}
+			if p50, p99 := f.Latency(); p50 <= 0 || p99 < p50 {
+				t.Errorf("readers' latency p50 %v, p99 %v", p50, p99)
+			}
+			if p99, longest := f.Held(); p99 <= 0 || longest < p99 {
+				t.Errorf("sender held p99 %v, max %v", p99, longest)
+			}
+			f.ResetLatency()
+			p50, p99 := f.Latency()
+			held, longest := f.Held()
+			if p50 != 0 || p99 != 0 || held != 0 || longest != 0 {
+				t.Errorf("after a reset: latency %v/%v, held %v/%v", p50, p99, held, longest)
 			}
 		})
 	}
@@ -68,8 +79,8 @@ func TestRoomVariants(t *testing.T) {
 // or not).
 func BenchmarkBroadcast(b *testing.B) {
 	const members = 1000
-	for _, window := range fanoutWindows {
-		for _, silent := range []int{0, members / 100} {
+	for _, window := range bench.FanoutWindows {
+		for _, silent := range []int{0, bench.SilentMembers(members)} {
 			for _, v := range bench.RoomVariants() {
 				b.Run(fmt.Sprintf("window=%d/silent=%d/%s", window, silent, v.Name), func(b *testing.B) {
 					benchBroadcast(b, v, members, silent, window)
@@ -84,12 +95,13 @@ func benchBroadcast(b *testing.B, v bench.RoomVariant, members, silent, window i
 	runtime.GC()
 	b.ReportAllocs()
 	b.ResetTimer()
-	took, held, longest, err := f.Run(room.Broadcast, b.N)
+	took, err := f.Run(room.Broadcast, b.N)
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
 	}
 	p50, p99 := f.Latency()
+	held, longest := f.Held()
 	b.ReportMetric(float64(b.N*f.Readers())/took.Seconds(), "msgs/s")
 	b.ReportMetric(float64(p50.Microseconds()), "p50-us")
 	b.ReportMetric(float64(p99.Microseconds()), "p99-us")

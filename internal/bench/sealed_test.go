@@ -1,145 +1,54 @@
 package bench_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"fmt"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-	"github.com/lestrrat-go/jwx/v3/jwk"
-
 	"github.com/wsguard/kit/internal/bench"
-	"github.com/wsguard/kit/validate"
-	"github.com/wsguard/kit/wsguard"
 )
 
-// sealedRoundTrip is one message out and its echo back, as a client
-// does it: sealing, sending, reading, opening.
-type sealedRoundTrip func(ctx context.Context) error
-
-// sealedPair starts a guarded echo server and a connection to it. With a
-// key, the server opens messages with validate.Sealed and seals the echo
-// back with Sealed.Send, and the client seals and opens with
-// validate.SealClient; without one, both send the body as it is.
-func sealedPair(tb testing.TB, key jwk.Key, body []byte) sealedRoundTrip {
+func openSealed(tb testing.TB, v bench.SealedVariant, body []byte) *bench.SealedEcho {
 	tb.Helper()
-	// A 32 KiB body seals to about 44 KiB: the same raised limit for both.
-	opts := append(bench.GuardOptions(), wsguard.WithReadLimit(64<<10))
-	echo := wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
-		return c.Send(ctx, m.Type, m.Data)
-	})
-	var h wsguard.Handler = echo
-	var client *validate.SealClient
-	if key != nil {
-		set := jwk.NewSet()
-		if err := set.AddKey(key); err != nil {
-			tb.Fatal(err)
-		}
-		sealed := validate.NewSealed(set)
-		h = wsguard.NewChain(sealed.Middleware).Then(wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
-			return sealed.Send(ctx, c, m.Data)
-		}))
-		pub := key
-		if _, ok := key.(jwk.ECDSAPrivateKey); ok {
-			var err error
-			if pub, err = jwk.PublicKeyOf(key); err != nil {
-				tb.Fatal(err)
-			}
-		}
-		var err error
-		if client, err = validate.NewSealClient(pub, nil); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	srv := wsguard.New(h, opts...)
-	ts := httptest.NewServer(srv)
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
+	e, err := bench.OpenSealed(v, body)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	conn.SetReadLimit(64 << 10)
-	tb.Cleanup(func() { _ = conn.CloseNow() })
-	return func(ctx context.Context) error {
-		msg := body
-		if client != nil {
-			if msg, err = client.Seal(body); err != nil {
-				return err
-			}
-		}
-		if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
-			return err
-		}
-		_, reply, err := conn.Read(ctx)
-		if err != nil {
-			return err
-		}
-		if client != nil {
-			if reply, err = client.Open(reply); err != nil {
-				return err
-			}
-		}
-		if !bytes.Equal(reply, body) {
-			return fmt.Errorf("echo of %d bytes, sent %d", len(reply), len(body))
-		}
-		return nil
-	}
+	tb.Cleanup(e.Close)
+	return e
 }
 
-// sealedKeys are the server keys of the sealed variants, by name.
-func sealedKeys(tb testing.TB) []struct {
-	name string
-	key  jwk.Key
-} {
+func sealedVariants(tb testing.TB) []bench.SealedVariant {
 	tb.Helper()
-	pk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	vs, err := bench.SealedVariants()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ec, err := jwk.Import(pk)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	shared, err := jwk.Import(bytes.Repeat([]byte{5}, 32))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, k := range []jwk.Key{ec, shared} {
-		if err := k.Set(jwk.KeyIDKey, "bench"); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return []struct {
-		name string
-		key  jwk.Key
-	}{{"plain", nil}, {"sealed-dir", shared}, {"sealed-ecdh", ec}}
+	return vs
 }
 
+// TestSealedRoundTrips checks that every sealed variant echoes every
+// benchmark size, and that a run records one round trip per message.
 func TestSealedRoundTrips(t *testing.T) {
 	t.Parallel()
-	for _, v := range sealedKeys(t) {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range sealedVariants(t) {
+		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
-			rt := sealedPair(t, v.key, bench.JSON(32<<10))
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			for range 3 {
-				if err := rt(ctx); err != nil {
-					t.Fatal(err)
+			for _, size := range bench.SealedSizes {
+				e := openSealed(t, v, bench.JSON(size))
+				e.Reserve(3)
+				if _, err := e.Run(ctx, 3); err != nil {
+					t.Fatalf("%d B: %v", size, err)
+				}
+				if p50, p99 := e.Latency(); p50 <= 0 || p99 < p50 {
+					t.Errorf("%d B: latency p50 %v, p99 %v", size, p50, p99)
+				}
+				e.ResetLatency()
+				if p50, p99 := e.Latency(); p50 != 0 || p99 != 0 {
+					t.Errorf("%d B: latency after a reset: p50 %v, p99 %v", size, p50, p99)
 				}
 			}
 		})
@@ -153,34 +62,34 @@ func TestSealedRoundTrips(t *testing.T) {
 // report x-plain, their throughput over plain round trips interleaved
 // with theirs.
 func BenchmarkSealed(b *testing.B) {
-	for _, size := range []int{1 << 10, 32 << 10} {
+	for _, size := range bench.SealedSizes {
 		body := bench.JSON(size)
-		keys := sealedKeys(b)
-		for _, v := range keys {
-			b.Run(fmt.Sprintf("%s/%s", sizeName(size), v.name), func(b *testing.B) {
+		vs := sealedVariants(b)
+		for _, v := range vs {
+			b.Run(fmt.Sprintf("%s/%s", sizeName(size), v.Name), func(b *testing.B) {
 				ctx := context.Background()
-				run := func(rt sealedRoundTrip) func(int) time.Duration {
+				run := func(e *bench.SealedEcho) func(int) time.Duration {
+					e.Reserve(b.N)
 					return func(n int) time.Duration {
-						start := time.Now()
-						for range n {
-							if err := rt(ctx); err != nil {
-								b.Fatal(err)
-							}
+						d, err := e.Run(ctx, n)
+						if err != nil {
+							b.Fatal(err)
 						}
-						return time.Since(start)
+						return d
 					}
 				}
 				var reference func(int) time.Duration
-				if v.key != nil {
-					reference = run(sealedPair(b, nil, body))
+				if v.Key != nil {
+					reference = run(openSealed(b, vs[0], body))
 				}
-				rt := sealedPair(b, v.key, body)
-				if err := rt(ctx); err != nil {
+				e := openSealed(b, v, body)
+				if err := e.RoundTrip(ctx); err != nil {
 					b.Fatal(err)
 				}
+				variant := run(e)
 				b.ReportAllocs()
 				b.ResetTimer()
-				refTime, varTime := interleave(b, b.N >= 8, reference, run(rt))
+				refTime, varTime := interleave(b, b.N >= 8, reference, variant)
 				b.StopTimer()
 				if reference != nil {
 					b.ReportMetric(refTime.Seconds()/varTime.Seconds(), "x-plain")

@@ -9,7 +9,15 @@
 // memory, so the client's cost is not counted. It runs on Unix systems
 // (CPU time from getrusage; RSS from /proc, on Linux only).
 //
-// Regenerate the results table (about two and a half minutes on two cores):
+// The broadcast table (wsguard.Group against a loop of Sends and
+// gorilla's chat hub) and the sealed-message table (plain against sealed
+// round trips) are measured in this process, server and clients
+// together, as their benchmarks do, in interleaved rounds against their
+// own reference: -broadcasts 0 and -sealed-run 0 skip them, as
+// -handshake-run 0 and -idle 0 skip the handshake storm and the idle
+// connections.
+//
+// Regenerate the results table (about four minutes on two cores):
 //
 //	go run ./internal/cmd/load -table README.md
 //
@@ -57,6 +65,10 @@ type config struct {
 	idle       int
 	idleWanted int // before fitIdle
 	hsRun      time.Duration
+	broadcasts int
+	bcMembers  int
+	bcRounds   int
+	sealedRun  time.Duration
 	cpuprofile string
 }
 
@@ -72,9 +84,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	conns := fs.String("conns", "1,64,1000", "connection counts")
 	variants := fs.String("variants", "", "variants to run, comma-separated (default: all in this build)")
 	fs.DurationVar(&c.runTime, "run", 250*time.Millisecond, "length of one variant's run in one round (at least 5 messages per connection)")
-	fs.IntVar(&c.rounds, "rounds", 6, "rounds of interleaved runs per cell")
+	fs.IntVar(&c.rounds, "rounds", 6, "rounds of interleaved runs per cell of the echo, handshake and sealed-message tables")
 	fs.IntVar(&c.idle, "idle", 10000, "connections for the idle memory measurement (0 skips it); fewer, with a warning, when the open-files limit cannot be raised for them")
 	fs.DurationVar(&c.hsRun, "handshake-run", time.Second, "length of one handshake variant's run in one round of the reconnect storm (0 skips it)")
+	fs.IntVar(&c.broadcasts, "broadcasts", 400, "broadcasts of one broadcast variant in one round, enough for every variant to let the silent members go (about 350) (0 skips the broadcast table)")
+	fs.IntVar(&c.bcMembers, "broadcast-members", 100, "members of the broadcast room, 1% of them (at least one) silent in half the cells")
+	fs.IntVar(&c.bcRounds, "broadcast-rounds", 3, "rounds of interleaved runs per broadcast cell")
+	fs.DurationVar(&c.sealedRun, "sealed-run", 200*time.Millisecond, "length of one sealed variant's run in one round (0 skips the sealed table)")
 	fs.StringVar(&c.cpuprofile, "server-cpuprofile", "", "write the server process's CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -94,6 +110,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.idle < 0 {
 		return c, errors.New("-idle must not be negative")
+	}
+	if c.broadcasts < 0 {
+		return c, errors.New("-broadcasts must not be negative")
+	}
+	if c.broadcasts > 0 && c.bcMembers < 2 {
+		return c, errors.New("-broadcast-members must be at least 2: a reader and a silent member")
+	}
+	if c.bcRounds < 1 {
+		return c, errors.New("-broadcast-rounds must be at least 1")
+	}
+	if c.sealedRun < 0 {
+		return c, errors.New("-sealed-run must not be negative")
 	}
 	return c, nil
 }
