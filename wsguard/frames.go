@@ -82,8 +82,7 @@ type frameConn struct {
 	nctl int               // a close frame's payload bytes so far
 	char [utf8.UTFMax]byte // the start of a character of its reason
 	nchr int
-	bad  error                   // what is wrong with the close frame, told once it has arrived
-	ctl  [maxControlPayload]byte // a ping's or pong's payload, unmasked
+	bad  error // what is wrong with the close frame, told once it has arrived
 
 	// The message being received.
 	inMessage bool   // its first frame has arrived, its final one not in full
@@ -264,10 +263,7 @@ func (f *frameConn) frame() error {
 		if err := f.want(k); err != nil {
 			return err
 		}
-		p := f.ctl[:k]
-		copy(p, f.data)
-		f.consume(k)
-		f.left = 0
+		p := f.data[:k] // unmasked in the buffer, used before it is consumed
 		unmask(p, f.mask, 0)
 		if f.op == opPing {
 			f.answer(opPong, p)
@@ -276,6 +272,8 @@ func (f *frameConn) frame() error {
 				f.alive()
 			}
 		}
+		f.left = 0
+		f.consume(k)
 	}
 }
 
