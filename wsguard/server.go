@@ -217,8 +217,9 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) *Conn {
 // accept upgrades the request, or logs why not and returns nil. It is a
 // function of its own so that its large frame (the transport's options)
 // is off the stack while the connection is served: what stays there while
-// an idle connection waits must be under a quarter of a grown 16 KiB stack
-// for the GC to shrink it back to 8 KiB (see internal/bench/README.md).
+// an idle connection waits, plus the runtime's 800 B reserve, must be under
+// a quarter of a grown stack for the GC to shrink it (see
+// internal/bench/README.md).
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 	c := s.newConn(r)
 	tap := &hijackTap{ResponseWriter: w, conn: c}
@@ -250,12 +251,11 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 	}
 	c.ws, c.nc = ws, tap.nc
 	// The transport put an io.MultiReader of the HTTP server's buffered
-	// bytes before the socket; the frameConn took those bytes already,
-	// and the reader's frame would stay on the stack of every idle
-	// connection: read the frameConn directly. Nothing was read yet.
+	// bytes before the socket; the frameConn took those bytes already:
+	// it reads the frameConn directly, when it reads a close handshake.
 	tap.br.Reset(tap.nc)
-	// The transport's limit is a backstop; the loop enforces the limit itself
-	// so that the client sees this package's close reason.
+	// The frameConn enforces the read limit; the transport reads only
+	// control frames, and its limit is a backstop.
 	ws.SetReadLimit(s.cfg.readLimit + 1)
 	return c
 }
