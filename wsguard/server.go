@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -222,7 +224,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) *Conn {
 // internal/bench/README.md).
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 	c := s.newConn(r)
-	tap := &hijackTap{ResponseWriter: w, conn: c}
+	tap := newHijackTap(w, c)
 	ws, err := websocket.Accept(tap, r, &websocket.AcceptOptions{
 		Subprotocols: s.cfg.subprotocols,
 		// The Origin was checked by the guards, with logging.
@@ -373,13 +375,43 @@ func (s *Server) putBuf(b *[]byte) { s.bufs.Put(b) }
 // the upgrade. It hands the transport the socket wrapped in a [frameConn],
 // and it holds back an error response the transport writes, whose body is
 // the transport's error text: the caller answers with [Reject] instead.
+//
+// Given net/http's own ResponseWriter, it also writes the 101 response
+// itself, on the hijacked socket: net/http keeps the headers it sent, and
+// a copy it makes of them, for as long as ServeHTTP runs, which is the
+// connection's life (about 0.8 KiB each). A ResponseWriter of middleware
+// gets the 101 through WriteHeader, as it expects.
 type hijackTap struct {
 	http.ResponseWriter
-	conn    *Conn
-	nc      *frameConn
-	br      *bufio.Reader // the transport's reader of nc
-	refused int           // the error status held back, or 0
-	wrote   bool          // a status was passed on (the upgrade's 101)
+	conn      *Conn
+	nc        *frameConn
+	br        *bufio.Reader // the transport's reader of nc
+	refused   int           // the error status held back, or 0
+	wrote     bool          // a status was passed on (the upgrade's 101)
+	own       bool          // the response is net/http's: the tap writes the 101
+	header    http.Header   // the transport's response headers, when own
+	switching bool          // the 101 is to be written on the socket
+}
+
+func newHijackTap(w http.ResponseWriter, c *Conn) *hijackTap {
+	return &hijackTap{ResponseWriter: w, conn: c, own: isNetHTTPResponse(w)}
+}
+
+// isNetHTTPResponse reports whether w is net/http's own ResponseWriter.
+func isNetHTTPResponse(w http.ResponseWriter) bool {
+	t := reflect.TypeOf(w)
+	return t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "net/http" && t.Elem().Name() == "response"
+}
+
+// Header implements http.ResponseWriter.
+func (t *hijackTap) Header() http.Header {
+	if !t.own {
+		return t.ResponseWriter.Header()
+	}
+	if t.header == nil {
+		t.header = make(http.Header, 4)
+	}
+	return t.header
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -389,6 +421,10 @@ func (t *hijackTap) WriteHeader(status int) {
 		return
 	}
 	t.wrote = true
+	if t.own && status == http.StatusSwitchingProtocols {
+		t.switching = true
+		return
+	}
 	t.ResponseWriter.WriteHeader(status)
 }
 
@@ -407,6 +443,12 @@ func (t *hijackTap) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(t.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
+	}
+	if t.switching {
+		if err := t.writeSwitching(nc); err != nil {
+			_ = nc.Close()
+			return nil, nil, err
+		}
 	}
 	c := t.conn
 	t.nc = newFrameConn(nc, c.limiter, c.srv.cfg.maxFrames)
@@ -430,6 +472,32 @@ func (t *hijackTap) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // transportWriteBuffer holds any control frame whole, so that the
 // transport's frames reach the batchWriter in one write each.
 const transportWriteBuffer = 2 + maxControlPayload + 1
+
+// writeSwitching writes the 101 response with the transport's headers
+// and those middleware set on the ResponseWriter, as net/http would
+// (without its Date, which a 1xx response need not carry).
+func (t *hijackTap) writeSwitching(nc net.Conn) error {
+	h := t.header
+	if outer := t.ResponseWriter.Header(); len(outer) > 0 {
+		h = outer.Clone()
+		maps.Copy(h, t.header)
+	}
+	b := readBufs.Get().(*[]byte)
+	defer readBufs.Put(b)
+	w := bytesWriter{(*b)[:0]}
+	w.b = append(w.b, "HTTP/1.1 101 Switching Protocols\r\n"...)
+	_ = h.Write(&w) // sanitized as net/http's own
+	w.b = append(w.b, "\r\n"...)
+	_, err := nc.Write(w.b)
+	*b = w.b[:0]
+	return err
+}
+
+// bytesWriter appends what is written to b.
+type bytesWriter struct{ b []byte }
+
+func (w *bytesWriter) Write(p []byte) (int, error)       { w.b = append(w.b, p...); return len(p), nil }
+func (w *bytesWriter) WriteString(s string) (int, error) { w.b = append(w.b, s...); return len(s), nil }
 
 // Unwrap lets http.ResponseController reach the original writer.
 func (t *hijackTap) Unwrap() http.ResponseWriter { return t.ResponseWriter }
