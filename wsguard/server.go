@@ -225,7 +225,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) *Conn {
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 	c := s.newConn(r)
 	tap := newHijackTap(w, c)
-	ws, err := websocket.Accept(tap, r, &websocket.AcceptOptions{
+	ws, err := acceptAside(tap, r, &websocket.AcceptOptions{
 		Subprotocols: s.cfg.subprotocols,
 		// The Origin was checked by the guards, with logging.
 		InsecureSkipVerify: true,
@@ -260,6 +260,31 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 	// control frames, and its limit is a backstop.
 	ws.SetReadLimit(s.cfg.readLimit + 1)
 	return c
+}
+
+// acceptAside runs the transport's Accept on a goroutine of its own and
+// waits for it. Its frames are deep enough to grow the serving goroutine's
+// stack past 4 KiB, and a stack under net/http's connection frame (1.1 KiB)
+// never shrinks back below 8 KiB once grown (see internal/bench/README.md):
+// run aside, the upgrade leaves a connection that only receives on a
+// 4 KiB stack. A panic is raised again on the serving goroutine.
+func acceptAside(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*websocket.Conn, error) {
+	var (
+		ws       *websocket.Conn
+		err      error
+		panicked any
+		done     = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		defer func() { panicked = recover() }()
+		ws, err = websocket.Accept(w, r, opts)
+	}()
+	<-done
+	if panicked != nil {
+		panic(panicked)
+	}
+	return ws, err
 }
 
 func (s *Server) register(c *Conn) bool {

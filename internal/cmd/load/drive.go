@@ -119,6 +119,7 @@ type cell struct {
 
 type idleRow struct {
 	variant    string
+	state      string // what the connections did before going quiet
 	conns      int
 	memPerConn float64 // heap objects + stacks
 	heap       float64
@@ -224,7 +225,7 @@ func drive(ctx context.Context, c config, stdout, stderr io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("idle %s: %w", v.Name, err)
 			}
-			idle = append(idle, r)
+			idle = append(idle, r...)
 		}
 	}
 	res := results{cells: cells, handshakes: handshakes, idle: idle}
@@ -410,42 +411,57 @@ func printHandshakes(w io.Writer, rows []row) {
 
 // measureIdle opens n connections that send nothing and reports what each
 // costs the server once they are all established.
-func measureIdle(ctx context.Context, srv *remote, wsBase string, v bench.Variant, n, baseGoroutines int) (idleRow, error) {
+// measureIdle opens n connections of variant v and measures what they
+// hold once quiet: right after the handshake, then after each has sent
+// one message and had its echo (what handling a message leaves behind).
+func measureIdle(ctx context.Context, srv *remote, wsBase string, v bench.Variant, n, baseGoroutines int) ([]idleRow, error) {
 	if err := srv.settle(ctx, baseGoroutines+2); err != nil {
-		return idleRow{}, err
+		return nil, err
 	}
 	before, err := srv.stats(ctx, true)
 	if err != nil {
-		return idleRow{}, err
+		return nil, err
 	}
 	l, err := bench.Open(v, wsBase+"/"+v.Name, n, 32)
 	if err != nil {
-		return idleRow{}, err
+		return nil, err
 	}
 	defer l.Close()
 	// A handshake's response precedes the server's bookkeeping: wait for
 	// every serving goroutine.
 	deadline := time.Now().Add(10 * time.Second)
-	var after stats
+	var opened stats
 	for {
-		if after, err = srv.stats(ctx, true); err != nil {
-			return idleRow{}, err
+		if opened, err = srv.stats(ctx, true); err != nil {
+			return nil, err
 		}
-		if after.Goroutines-before.Goroutines >= n || time.Now().After(deadline) {
+		if opened.Goroutines-before.Goroutines >= n || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
-	return idleRow{
-		variant:    v.Name,
-		conns:      n,
-		memPerConn: per(after.Heap+after.Stacks, before.Heap+before.Stacks),
-		heap:       per(after.Heap, before.Heap),
-		stacks:     per(after.Stacks, before.Stacks),
-		rssPerConn: per(after.RSS, before.RSS),
-		goroutines: float64(after.Goroutines-before.Goroutines) / float64(n),
-	}, nil
+	l.Reserve(n)
+	if _, err := l.Run(n); err != nil {
+		return nil, err
+	}
+	talked, err := srv.stats(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	row := func(state string, after stats) idleRow {
+		per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
+		return idleRow{
+			variant:    v.Name,
+			state:      state,
+			conns:      n,
+			memPerConn: per(after.Heap+after.Stacks, before.Heap+before.Stacks),
+			heap:       per(after.Heap, before.Heap),
+			stacks:     per(after.Stacks, before.Stacks),
+			rssPerConn: per(after.RSS, before.RSS),
+			goroutines: float64(after.Goroutines-before.Goroutines) / float64(n),
+		}
+	}
+	return []idleRow{row("handshake", opened), row("one message", talked)}, nil
 }
 
 // median returns the median of xs, and their minimum and maximum.
@@ -532,10 +548,22 @@ func writeIdleTable(w io.Writer, c config, idle []idleRow) {
 		fmt.Fprintf(w, ", fewer than the %d asked for: the open-files limit allowed no more", c.idleWanted)
 	}
 	fmt.Fprint(w, ":\n\n")
-	fmt.Fprintln(w, "| variant | heap+stack B/conn | vs coder | heap B/conn | stack B/conn | RSS B/conn | server goroutines/conn |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "Each connection is measured twice: quiet right after its handshake, and quiet again after it has sent one message and read its echo; vs gorilla compares the same state.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| variant | quiet after | heap+stack B/conn | vs gorilla | heap B/conn | stack B/conn | RSS B/conn | server goroutines/conn |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	ref := map[string]float64{}
 	for _, r := range idle {
-		fmt.Fprintf(w, "| %s | %.0f | %+.0f B | %.0f | %.0f | %.0f | %.2f |\n", r.variant, r.memPerConn, r.memPerConn-idle[0].memPerConn, r.heap, r.stacks, r.rssPerConn, r.goroutines)
+		if r.variant == "gorilla" {
+			ref[r.state] = r.memPerConn
+		}
+	}
+	for _, r := range idle {
+		vs := "n/a"
+		if g, ok := ref[r.state]; ok {
+			vs = fmt.Sprintf("%.2fx", r.memPerConn/g)
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.0f | %.0f | %.0f | %.2f |\n", r.variant, r.state, r.memPerConn, vs, r.heap, r.stacks, r.rssPerConn, r.goroutines)
 	}
 }
 

@@ -86,7 +86,7 @@ func TestDrive(t *testing.T) {
 		{
 			name: "every table",
 			args: []string{"-idle", "4", "-handshake-run", "10ms", "-broadcasts", "4", "-broadcast-members", "3", "-broadcast-rounds", "2", "-sealed-run", "5ms"},
-			want: []string{"| 32 B | 2 | coder |", "| 32 B | 2 | guard |", "| guard |", "| HS256 |", "| EdDSA-cached |", "Idle connections (4 open",
+			want: []string{"| 32 B | 2 | coder |", "| 32 B | 2 | guard |", "| guard |", "| HS256 |", "| EdDSA-cached |", "Idle connections (4 open", "| guard | handshake |", "| guard | one message |",
 				"a room of 3 members, in half the cells 1 of them (1%, at least one) silent", "| 1 | 0 | group |", "| 16 | 1 | gorilla-hub |", "| 1 KiB | plain |", "| 32 KiB | sealed-ecdh |"},
 			tables: []table{broadcastTable, sealedTable},
 		},
