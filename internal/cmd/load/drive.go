@@ -106,6 +106,8 @@ type row struct {
 	p50, p99 time.Duration
 	// Per round, against the reference's run of the same round.
 	rateRatios, cpuRatios []float64
+	// Per round, against gorilla's run of the same round (echo cells).
+	gorillaRate, gorillaCPU []float64
 }
 
 func (r row) rate() float64            { return float64(r.msgs) / r.wall.Seconds() }
@@ -327,9 +329,14 @@ func measure(ctx context.Context, srv *remote, wsBase string, variants []bench.V
 			rows[i].cpu += cpu[i]
 			rows[i].allocs += after.Allocs - before.Allocs
 		}
+		g := slices.IndexFunc(variants, func(v bench.Variant) bool { return v.Name == "gorilla" })
 		for i := range rows {
 			rows[i].rateRatios = append(rows[i].rateRatios, wall[0].Seconds()/wall[i].Seconds())
 			rows[i].cpuRatios = append(rows[i].cpuRatios, cpu[i].Seconds()/max(cpu[0].Seconds(), 1e-9))
+			if g >= 0 {
+				rows[i].gorillaRate = append(rows[i].gorillaRate, wall[g].Seconds()/wall[i].Seconds())
+				rows[i].gorillaCPU = append(rows[i].gorillaCPU, cpu[i].Seconds()/max(cpu[g].Seconds(), 1e-9))
+			}
 		}
 	}
 	for i := range rows {
@@ -502,16 +509,22 @@ func writeTable(w io.Writer, c config, res results, started time.Time, took time
 	fmt.Fprintf(w, "- machine: %s, %d CPUs, %s/%s, load average %s at the start and %s at the end\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, load, loadAvg())
 	fmt.Fprintf(w, "- Go: %s; date: %s; host: %s\n", runtime.Version(), started.UTC().Format("2006-01-02 15:04 MST"), host)
 	fmt.Fprintf(w, "- method: server and client in separate processes on loopback, closed loop; %d rounds per cell, each variant running the same %v-sized share per round in rotated order; the server measures its own CPU time and allocations\n\n", c.rounds, c.runTime)
-	fmt.Fprintln(w, "Ratios are against raw coder/websocket in the same round of the same cell, median over the rounds (range in brackets): x coder = variant msg/s / coder msg/s (>= 1 is as fast or faster); CPU x coder = variant server CPU per message / coder's (<= 1 is as cheap or cheaper). msg/s, latencies, CPU and allocations are totals over all rounds.")
+	fmt.Fprintln(w, "Ratios are against raw coder/websocket, and against gorilla/websocket, in the same round of the same cell, median over the rounds (range in brackets): x coder = variant msg/s / coder msg/s (>= 1 is as fast or faster); CPU x coder = variant server CPU per message / coder's (<= 1 is as cheap or cheaper); x gorilla and CPU x gorilla the same against gorilla. msg/s, latencies, CPU and allocations are totals over all rounds.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| size | conns | variant | x coder | CPU x coder | server allocs/msg | msg/s | p50 us | p99 us | server CPU us/msg |")
-	fmt.Fprintln(w, "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| size | conns | variant | x coder | CPU x coder | x gorilla | CPU x gorilla | server allocs/msg | msg/s | p50 us | p99 us | server CPU us/msg |")
+	fmt.Fprintln(w, "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	ratio := func(xs []float64) string {
+		if len(xs) == 0 {
+			return "n/a"
+		}
+		m, lo, hi := median(xs)
+		return fmt.Sprintf("%.2f (%.2f-%.2f)", m, lo, hi)
+	}
 	for _, cl := range res.cells {
 		for _, r := range cl.rows {
-			x, xlo, xhi := median(r.rateRatios)
-			cx, cxlo, cxhi := median(r.cpuRatios)
-			fmt.Fprintf(w, "| %s | %d | %s | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | %.0f | %s | %s | %s |\n",
-				sizeName(cl.size), cl.conns, r.variant, x, xlo, xhi, cx, cxlo, cxhi, r.allocsPerMsg(), r.rate(),
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %.2f | %.0f | %s | %s | %s |\n",
+				sizeName(cl.size), cl.conns, r.variant, ratio(r.rateRatios), ratio(r.cpuRatios),
+				ratio(r.gorillaRate), ratio(r.gorillaCPU), r.allocsPerMsg(), r.rate(),
 				us(r.p50), us(r.p99), us(r.cpuPerMsg()))
 		}
 	}

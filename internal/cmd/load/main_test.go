@@ -80,6 +80,7 @@ func TestDrive(t *testing.T) {
 		name    string
 		args    []string
 		want    []string
+		wantRe  []string
 		tables  []table // tables that must parse
 		notWant []string
 	}{
@@ -88,6 +89,8 @@ func TestDrive(t *testing.T) {
 			args: []string{"-idle", "4", "-handshake-run", "10ms", "-broadcasts", "4", "-broadcast-members", "3", "-broadcast-rounds", "2", "-sealed-run", "5ms"},
 			want: []string{"| 32 B | 2 | coder |", "| 32 B | 2 | guard |", "| guard |", "| HS256 |", "| EdDSA-cached |", "Idle connections (4 open", "| guard | handshake |", "| guard | one message |",
 				"a room of 3 members, in half the cells 1 of them (1%, at least one) silent", "| 1 | 0 | group |", "| 16 | 1 | gorilla-hub |", "| 1 KiB | plain |", "| 32 KiB | sealed-ecdh |"},
+			// gorilla is its own reference in the x gorilla columns
+			wantRe: []string{`\| 32 B \| 2 \| gorilla \| [^|]+ \| [^|]+ \| 1\.00 \(1\.00-1\.00\) \| 1\.00 \(1\.00-1\.00\) \|`},
 			tables: []table{broadcastTable, sealedTable},
 		},
 		{
@@ -119,6 +122,11 @@ func TestDrive(t *testing.T) {
 			for _, want := range tc.want {
 				if !strings.Contains(got, want) {
 					t.Errorf("output lacks %q:\n%s", want, got)
+				}
+			}
+			for _, re := range tc.wantRe {
+				if !regexp.MustCompile(re).MatchString(got) {
+					t.Errorf("output does not match %s:\n%s", re, got)
 				}
 			}
 			for _, notWant := range tc.notWant {
