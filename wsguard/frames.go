@@ -169,6 +169,11 @@ func (f *frameConn) next() (MessageType, error) {
 func (f *frameConn) read(b []byte, limit int64) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.transport {
+		// A close handshake took the stream over since next: it dropped
+		// the rest of this message.
+		return b, errTaken
+	}
 	for {
 		for f.left > 0 {
 			if f.err != nil {

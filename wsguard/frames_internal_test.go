@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 )
 
 // parseFrames splits a server's byte stream into frames (unmasked), or
@@ -159,5 +160,35 @@ func TestNoBuffersBetweenMessages(t *testing.T) {
 		if got, want := <-replies, fmt.Sprintf("%d bytes; read buffer held: false, write buffer held: false", size); got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
+	}
+}
+
+// TestMessageTakenByACloseHandshake: a close handshake that starts on
+// another goroutine between a message's first frame and the read of its
+// payload takes the stream over; the serving goroutine must not take
+// what is left for a whole message.
+func TestMessageTakenByACloseHandshake(t *testing.T) {
+	t.Parallel()
+	frame := func(b0 byte, payload string) []byte {
+		b := []byte{b0, 0x80 | byte(len(payload)), 1, 2, 3, 4}
+		for i := range len(payload) {
+			b = append(b, payload[i]^byte(i%4+1))
+		}
+		return b
+	}
+	stream := append(frame(0x81, "whole"), frame(0x88, "\x03\xe8")...)
+	f := newFrameConn(&chunkConn{}, rate.NewLimiter(rate.Inf, 1), 8)
+	f.buffered(stream)
+	if typ, err := f.next(); err != nil || typ != MessageText {
+		t.Fatalf("next: %v, %v", typ, err)
+	}
+	// The close handshake reads through Read: it skips the payload.
+	p := make([]byte, 64)
+	n, err := f.Read(p)
+	if err != nil || !bytes.Equal(p[:n], frame(0x88, "\x03\xe8")) {
+		t.Fatalf("the transport read % x, %v; want the close frame", p[:n], err)
+	}
+	if b, err := f.read(nil, 1024); err != errTaken {
+		t.Fatalf("read after the transport took over: %q, %v; want errTaken", b, err)
 	}
 }
