@@ -553,3 +553,45 @@ func TestSessionRefreshBinary(t *testing.T) {
 		t.Fatalf("reply %q, want %q", got, want)
 	}
 }
+
+// TestCloseSubjectAfterOneLeft checks that a subject's connection that
+// ends, whichever of its connections it is (the first, one in between, the
+// latest), is forgotten and leaves the others tracked: CloseSubject then
+// closes exactly those.
+func TestCloseSubjectAfterOneLeft(t *testing.T) {
+	t.Parallel()
+	for _, leaving := range []int{0, 1, 2} {
+		t.Run(fmt.Sprintf("connection %d of 3", leaving+1), func(t *testing.T) {
+			t.Parallel()
+			h := start(t, hsVerifier(t), nil)
+			conns := make([]*websocket.Conn, 3)
+			for i := range conns {
+				conns[i] = dial(t, h.url, bearer(mint(t, valid("alice", time.Hour))))
+				read(t, conns[i])
+			}
+			conns[leaving].Close(websocket.StatusNormalClosure, "")
+			// It is forgotten when its serving goroutine ends, just
+			// after the close handshake.
+			for deadline := time.Now().Add(5 * time.Second); auth.Tracked(h.sessions, "alice") != 2; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d connections tracked, want 2", auth.Tracked(h.sessions, "alice"))
+				}
+			}
+			var wg sync.WaitGroup
+			for i, c := range conns {
+				if i == leaving {
+					continue
+				}
+				wg.Go(func() {
+					if code, reason, _ := closeOf(t, c, 5*time.Second); code != 4401 || reason != "invalid token" {
+						t.Errorf("connection %d closed %d %q", i+1, code, reason)
+					}
+				})
+			}
+			if n := h.sessions.CloseSubject("alice"); n != 2 {
+				t.Errorf("CloseSubject closed %d connections, want 2", n)
+			}
+			wg.Wait()
+		})
+	}
+}
