@@ -31,15 +31,9 @@ func newPrincipal(c *claims, dst *Principal) *Principal {
 	if dst == nil {
 		dst = new(Principal)
 	}
-	*dst = Principal{
-		Subject:  c.Subject.v,
-		Issuer:   c.Issuer.v,
-		Audience: c.Audience.v,
-		Expiry:   c.exp,
-		IssuedAt: c.iat,
-		TokenID:  c.ID.v,
-		Claims:   c.Private,
-	}
+	dst.Subject, dst.Issuer, dst.Audience = c.Subject.v, c.Issuer.v, c.Audience.v
+	dst.Expiry, dst.IssuedAt = c.exp, c.iat
+	dst.TokenID, dst.Claims = c.ID.v, c.Private
 	return dst
 }
 

@@ -417,52 +417,56 @@ func (v *Verifier) verifyTo(ctx context.Context, t Token, dst *Principal) (*Prin
 		}
 	}
 	if v.cache == nil {
-		e, err := v.verify(ctx, t, dst)
-		return e.p, err
+		return v.verify(ctx, t, nil, dst)
 	}
-	e, err := v.verify(ctx, t, nil)
+	e := &verified{key: key}
+	p, err := v.verify(ctx, t, e, nil)
 	if err != nil {
 		return nil, err
 	}
-	e.key = key
-	v.cache.put(&e)
-	return e.p.cloneTo(dst), nil
+	v.cache.put(e)
+	return p.cloneTo(dst), nil
 }
 
-// verify checks t in full and returns what the cache needs of it, with
-// the principal written into dst when dst is not nil.
-func (v *Verifier) verify(ctx context.Context, t Token, dst *Principal) (verified, error) {
-	var e verified
+// verify checks t in full and returns its principal, written into dst
+// when dst is not nil, and records in e, when e is not nil, what the
+// cache needs of it. Both are pointers, not values returned, to keep the
+// frames small: they are on the stack of every handshake, which grows
+// (copying it) whenever it runs short.
+func (v *Verifier) verify(ctx context.Context, t Token, e *verified, dst *Principal) (*Principal, error) {
 	parts, err := splitCompact(string(t))
 	if err != nil {
-		return e, invalidf("malformed token", err)
+		return nil, invalidf("malformed token", err)
 	}
 	if err := v.checkHeader(ctx, parts.header); err != nil {
-		return e, err
+		return nil, err
 	}
-	if v.alg == "" && v.cache != nil {
+	if v.alg == "" && e != nil {
 		// Before parsing: should the set change in between, a hit sees
 		// other keys than these and verifies again.
 		e.kid, e.keys = parts.header.Kid, v.kidKeys(parts.header.Kid)
 	}
 	data, err := v.verifySignature(t, parts)
 	if err != nil {
-		return verified{}, err
+		return nil, err
 	}
 	c, err := decodeClaims(data)
 	if err != nil {
-		return verified{}, invalidf("malformed claims", err)
+		return nil, invalidf("malformed claims", err)
 	}
 	if v.cfg.subject != "sub" {
 		if c.Subject, err = subjectClaim(c, data, v.cfg.subject); err != nil {
-			return verified{}, invalidf("invalid subject claim", err)
+			return nil, invalidf("invalid subject claim", err)
 		}
 	}
 	if err := v.checkClaims(c, v.cfg.now()); err != nil {
-		return verified{}, err
+		return nil, err
 	}
-	e.p, e.exp, e.nbf, e.iat = newPrincipal(c, dst), c.exp, c.nbf, c.iat
-	return e, nil
+	p := newPrincipal(c, dst)
+	if e != nil {
+		e.p, e.exp, e.nbf, e.iat = p, c.exp, c.nbf, c.iat
+	}
+	return p, nil
 }
 
 // verifySignature verifies the signature of t, split as parts, and returns
