@@ -595,3 +595,58 @@ func TestCloseSubjectAfterOneLeft(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionPrincipalSurvivesRefresh checks that a principal a handler
+// holds is never changed under it: a refresh makes the connection's next
+// principal a new one, whether the first came from the handshake or from
+// the first message.
+func TestSessionPrincipalSurvivesRefresh(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		first bool
+	}{
+		{"handshake token", false},
+		{"first-message token", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var held *auth.Principal
+			app := wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+				p, _ := auth.PrincipalFrom(ctx)
+				if string(m.Data) == "hold" {
+					held = p
+				}
+				return c.SendText(ctx, held.TokenID+" "+p.TokenID)
+			})
+			var aopts []auth.Option
+			if tt.first {
+				aopts = append(aopts, auth.WithFirstMessage(0))
+			}
+			sessions := auth.NewSessions(hsVerifier(t), append(aopts, auth.OnAuthenticated(greet))...)
+			url := serve(t, wsguard.New(app, sessions.Options()...))
+			claims := valid("alice", time.Hour)
+			claims.ID = "t-1"
+			var c *websocket.Conn
+			if tt.first {
+				c = dial(t, url, nil)
+				write(t, c, string(mint(t, claims)))
+			} else {
+				c = dial(t, url, bearer(mint(t, claims)))
+			}
+			read(t, c) // greeted
+			write(t, c, "hold")
+			if got := read(t, c); got != "t-1 t-1" {
+				t.Fatalf("held and current token IDs %q, want t-1 t-1", got)
+			}
+			claims.ID, claims.Expiry = "t-2", claims.Expiry.Add(time.Hour)
+			write(t, c, `{"type":"refresh","token":"`+string(mint(t, claims))+`"}`)
+			read(t, c) // refreshed
+			write(t, c, "check")
+			if got := read(t, c); got != "t-1 t-2" {
+				t.Fatalf("held and current token IDs %q after the refresh, want t-1 t-2", got)
+			}
+		})
+	}
+}
