@@ -61,12 +61,22 @@ func WithVerifiedCache(n int) VerifierOption {
 // digest identifies a token in the cache.
 type digest [sha256.Size]byte
 
-// tokenDigest returns the digest of t. The conversion's small allocation
-// is cheaper than a stack buffer for the token, whose 2 KiB in Verify's
-// frame were a large part of the stack a handshake needs: the serving
-// goroutine grows its stack, copying it, whenever it runs short.
+// tokenDigest returns the digest of t. The token is hashed a block at a
+// time through a small buffer: a buffer for the whole token (2 KiB in
+// Verify's frame, once) made a large part of the stack a handshake needs,
+// which the serving goroutine grows, copying it, whenever it runs short;
+// converting the token to a slice allocates a copy of it per handshake.
 func tokenDigest(t Token) digest {
-	return sha256.Sum256([]byte(t))
+	h := sha256.New()
+	var block [sha256.BlockSize]byte
+	for len(t) > 0 {
+		n := copy(block[:], t)
+		h.Write(block[:n])
+		t = t[n:]
+	}
+	var d digest
+	h.Sum(d[:0])
+	return d
 }
 
 // verified is a remembered verification: what a hit must check again.

@@ -15,3 +15,14 @@ func CachedPrincipal(v *Verifier, t Token) *Principal {
 	}
 	return nil
 }
+
+// Tracked returns how many connections of sub s holds for CloseSubject.
+func Tracked(s *Sessions, sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for ss := s.bySub[sub]; ss != nil; ss = ss.next {
+		n++
+	}
+	return n
+}

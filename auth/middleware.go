@@ -192,7 +192,7 @@ func (s *Sessions) admit(w http.ResponseWriter, r *http.Request) *http.Request {
 	ss := &session{owner: s}
 	if err == nil && tok != "" {
 		var p *Principal
-		if p, err = s.verify(r.Context(), tok); err == nil {
+		if p, err = s.verify(r.Context(), tok, &ss.first); err == nil {
 			ss.principal.Store(p)
 		}
 	}
@@ -207,9 +207,10 @@ func (s *Sessions) admit(w http.ResponseWriter, r *http.Request) *http.Request {
 	return r.WithContext(ctx)
 }
 
-// verify verifies tok and checks it against the revoker.
-func (s *Sessions) verify(ctx context.Context, tok Token) (*Principal, error) {
-	p, err := s.v.Verify(ctx, tok)
+// verify verifies tok and checks it against the revoker. The principal
+// is written into dst when dst is not nil.
+func (s *Sessions) verify(ctx context.Context, tok Token, dst *Principal) (*Principal, error) {
+	p, err := s.v.verifyTo(ctx, tok, dst)
 	if err != nil {
 		return nil, err
 	}

@@ -25,28 +25,32 @@ type Principal struct {
 	Claims map[string]any
 }
 
-func newPrincipal(c *claims) *Principal {
-	return &Principal{
-		Subject:  c.Subject.v,
-		Issuer:   c.Issuer.v,
-		Audience: c.Audience.v,
-		Expiry:   c.exp,
-		IssuedAt: c.iat,
-		TokenID:  c.ID.v,
-		Claims:   c.Private,
+// newPrincipal returns the principal of c, written into dst when dst is
+// not nil.
+func newPrincipal(c *claims, dst *Principal) *Principal {
+	if dst == nil {
+		dst = new(Principal)
 	}
+	dst.Subject, dst.Issuer, dst.Audience = c.Subject.v, c.Issuer.v, c.Audience.v
+	dst.Expiry, dst.IssuedAt = c.exp, c.iat
+	dst.TokenID, dst.Claims = c.ID.v, c.Private
+	return dst
 }
 
-// clone returns a copy of p that shares nothing mutable with it.
-func (p *Principal) clone() *Principal {
-	c := *p
+// cloneTo returns a copy of p that shares nothing mutable with it,
+// written into dst when dst is not nil.
+func (p *Principal) cloneTo(dst *Principal) *Principal {
+	if dst == nil {
+		dst = new(Principal)
+	}
+	*dst = *p
 	if p.Audience != nil {
-		c.Audience = slices.Clone(p.Audience)
+		dst.Audience = slices.Clone(p.Audience)
 	}
 	if p.Claims != nil {
-		c.Claims = cloneObject(p.Claims)
+		dst.Claims = cloneObject(p.Claims)
 	}
-	return &c
+	return dst
 }
 
 // cloneObject copies a JSON object decoded into any, with its nested
@@ -75,9 +79,27 @@ func cloneValue(v any) any {
 
 type sessionKey struct{}
 
-// withSession returns ctx carrying s, which holds the principal.
+// withSession returns ctx carrying s, which holds the principal. The
+// context is s's own (s.ctx), so it costs no allocation; s carries one
+// request's context only.
 func withSession(ctx context.Context, s *session) context.Context {
-	return context.WithValue(ctx, sessionKey{}, s)
+	s.ctx = sessionContext{Context: ctx, s: s}
+	return &s.ctx
+}
+
+// sessionContext is a context carrying a session, as context.WithValue
+// would make it.
+type sessionContext struct {
+	context.Context
+	s *session
+}
+
+// Value implements context.Context.
+func (c *sessionContext) Value(key any) any {
+	if _, ok := key.(sessionKey); ok {
+		return c.s
+	}
+	return c.Context.Value(key)
 }
 
 func sessionFrom(ctx context.Context) *session {

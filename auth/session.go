@@ -65,7 +65,7 @@ type Sessions struct {
 	cfg config
 
 	mu    sync.Mutex
-	bySub map[string]map[*session]struct{}
+	bySub map[string]*session // each subject's connections, linked by prev and next
 }
 
 // NewSessions returns Sessions verifying tokens with v. It panics on a
@@ -81,7 +81,7 @@ func NewSessions(v *Verifier, opts ...Option) *Sessions {
 	if cfg.bad != "" {
 		panic(cfg.bad)
 	}
-	return &Sessions{v: v, cfg: cfg, bySub: make(map[string]map[*session]struct{})}
+	return &Sessions{v: v, cfg: cfg, bySub: make(map[string]*session)}
 }
 
 // Options returns the server options of s: the handshake middleware (run
@@ -123,8 +123,8 @@ func (s *Sessions) middleware(next wsguard.Handler) wsguard.Handler {
 // ([MemoryRevoker.RevokeSubject]) so that it cannot reconnect.
 func (s *Sessions) CloseSubject(sub string) int {
 	s.mu.Lock()
-	conns := make([]*wsguard.Conn, 0, len(s.bySub[sub]))
-	for ss := range s.bySub[sub] {
+	var conns []*wsguard.Conn
+	for ss := s.bySub[sub]; ss != nil; ss = ss.next {
 		conns = append(conns, ss.conn)
 	}
 	s.mu.Unlock()
@@ -243,10 +243,16 @@ func parseRefresh(data []byte) (Token, error) {
 // session is one connection's authentication state. The handshake
 // middleware puts it in the request context, so that it reaches the
 // connection's context and every message handler.
+//
+// It is the one allocation a handshake's authentication makes of its
+// own: the context carrying it and the room for the first principal are
+// part of it.
 type session struct {
 	owner     *Sessions
 	principal atomic.Pointer[Principal] // nil until authenticated
 	until     atomic.Int64              // exp + leeway, Unix nanoseconds
+	ctx       sessionContext            // see withSession
+	first     Principal                 // the handshake's or first message's principal
 
 	mu         sync.Mutex
 	conn       *wsguard.Conn
@@ -254,6 +260,8 @@ type session struct {
 	nextCheck  time.Time   // of the revoker
 	registered bool        // in owner.bySub
 	ended      bool
+
+	prev, next *session // the subject's other connections; owner.mu
 }
 
 // connect runs right after the upgrade: it starts the expiry timer of a
@@ -280,7 +288,8 @@ func (s *Sessions) firstMessage(ctx context.Context, ss *session, m *wsguard.Mes
 	if m.Type != wsguard.MessageText {
 		return invalidf("first message is not text", nil)
 	}
-	p, err := s.verify(ctx, Token(m.Data))
+	// No principal has been stored yet: first is free.
+	p, err := s.verify(ctx, Token(m.Data), &ss.first)
 	if err != nil {
 		return err
 	}
@@ -305,7 +314,8 @@ func (s *Sessions) refresh(ctx context.Context, ss *session, c *wsguard.Conn, da
 	if err != nil {
 		return err
 	}
-	p, err := s.verify(ctx, tok)
+	// A principal of its own: old may be first, which handlers still read.
+	p, err := s.verify(ctx, tok, nil)
 	if err != nil {
 		return err
 	}
@@ -413,10 +423,10 @@ func (ss *session) register() {
 	o := ss.owner
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.bySub[sub] == nil {
-		o.bySub[sub] = make(map[*session]struct{})
+	if head := o.bySub[sub]; head != nil {
+		ss.next, head.prev = head, ss
 	}
-	o.bySub[sub][ss] = struct{}{}
+	o.bySub[sub] = ss
 }
 
 func (s *Sessions) disconnect(c *wsguard.Conn) { sessionFrom(c.Context()).end() }
@@ -437,8 +447,16 @@ func (ss *session) end() {
 	o := ss.owner
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	delete(o.bySub[sub], ss)
-	if len(o.bySub[sub]) == 0 {
+	switch {
+	case ss.prev != nil:
+		ss.prev.next = ss.next
+	case ss.next != nil:
+		o.bySub[sub] = ss.next
+	default:
 		delete(o.bySub, sub)
 	}
+	if ss.next != nil {
+		ss.next.prev = ss.prev
+	}
+	ss.prev, ss.next = nil, nil
 }

@@ -553,3 +553,100 @@ func TestSessionRefreshBinary(t *testing.T) {
 		t.Fatalf("reply %q, want %q", got, want)
 	}
 }
+
+// TestCloseSubjectAfterOneLeft checks that a subject's connection that
+// ends, whichever of its connections it is (the first, one in between, the
+// latest), is forgotten and leaves the others tracked: CloseSubject then
+// closes exactly those.
+func TestCloseSubjectAfterOneLeft(t *testing.T) {
+	t.Parallel()
+	for _, leaving := range []int{0, 1, 2} {
+		t.Run(fmt.Sprintf("connection %d of 3", leaving+1), func(t *testing.T) {
+			t.Parallel()
+			h := start(t, hsVerifier(t), nil)
+			conns := make([]*websocket.Conn, 3)
+			for i := range conns {
+				conns[i] = dial(t, h.url, bearer(mint(t, valid("alice", time.Hour))))
+				read(t, conns[i])
+			}
+			conns[leaving].Close(websocket.StatusNormalClosure, "")
+			// It is forgotten when its serving goroutine ends, just
+			// after the close handshake.
+			for deadline := time.Now().Add(5 * time.Second); auth.Tracked(h.sessions, "alice") != 2; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d connections tracked, want 2", auth.Tracked(h.sessions, "alice"))
+				}
+			}
+			var wg sync.WaitGroup
+			for i, c := range conns {
+				if i == leaving {
+					continue
+				}
+				wg.Go(func() {
+					if code, reason, _ := closeOf(t, c, 5*time.Second); code != 4401 || reason != "invalid token" {
+						t.Errorf("connection %d closed %d %q", i+1, code, reason)
+					}
+				})
+			}
+			if n := h.sessions.CloseSubject("alice"); n != 2 {
+				t.Errorf("CloseSubject closed %d connections, want 2", n)
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// TestSessionPrincipalSurvivesRefresh checks that a principal a handler
+// holds is never changed under it: a refresh makes the connection's next
+// principal a new one, whether the first came from the handshake or from
+// the first message.
+func TestSessionPrincipalSurvivesRefresh(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		first bool
+	}{
+		{"handshake token", false},
+		{"first-message token", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var held *auth.Principal
+			app := wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+				p, _ := auth.PrincipalFrom(ctx)
+				if string(m.Data) == "hold" {
+					held = p
+				}
+				return c.SendText(ctx, held.TokenID+" "+p.TokenID)
+			})
+			var aopts []auth.Option
+			if tt.first {
+				aopts = append(aopts, auth.WithFirstMessage(0))
+			}
+			sessions := auth.NewSessions(hsVerifier(t), append(aopts, auth.OnAuthenticated(greet))...)
+			url := serve(t, wsguard.New(app, sessions.Options()...))
+			claims := valid("alice", time.Hour)
+			claims.ID = "t-1"
+			var c *websocket.Conn
+			if tt.first {
+				c = dial(t, url, nil)
+				write(t, c, string(mint(t, claims)))
+			} else {
+				c = dial(t, url, bearer(mint(t, claims)))
+			}
+			read(t, c) // greeted
+			write(t, c, "hold")
+			if got := read(t, c); got != "t-1 t-1" {
+				t.Fatalf("held and current token IDs %q, want t-1 t-1", got)
+			}
+			claims.ID, claims.Expiry = "t-2", claims.Expiry.Add(time.Hour)
+			write(t, c, `{"type":"refresh","token":"`+string(mint(t, claims))+`"}`)
+			read(t, c) // refreshed
+			write(t, c, "check")
+			if got := read(t, c); got != "t-1 t-2" {
+				t.Fatalf("held and current token IDs %q after the refresh, want t-1 t-2", got)
+			}
+		})
+	}
+}

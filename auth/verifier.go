@@ -392,6 +392,13 @@ var dsigAlgorithms = map[string]string{
 // with the same result a full verification would give, in a [Principal]
 // of the caller's own.
 func (v *Verifier) Verify(ctx context.Context, t Token) (*Principal, error) {
+	return v.verifyTo(ctx, t, nil)
+}
+
+// verifyTo is Verify, writing the principal into dst when dst is not nil
+// and returning dst: a caller that holds the room for it, as a
+// connection's session does, spares the handshake an allocation.
+func (v *Verifier) verifyTo(ctx context.Context, t Token, dst *Principal) (*Principal, error) {
 	switch {
 	case t == "":
 		return nil, invalidf("no token", nil)
@@ -403,26 +410,30 @@ func (v *Verifier) Verify(ctx context.Context, t Token) (*Principal, error) {
 		key = tokenDigest(t)
 		if e := v.cache.get(key); e != nil {
 			if v.stillValid(e, v.cfg.now()) {
-				return e.p.clone(), nil
+				return e.p.cloneTo(dst), nil
 			}
 			// Verify in full, for the error an uncached token gets.
 			v.cache.remove(e)
 		}
 	}
-	e, err := v.verify(ctx, t)
+	if v.cache == nil {
+		return v.verify(ctx, t, nil, dst)
+	}
+	e := &verified{key: key}
+	p, err := v.verify(ctx, t, e, nil)
 	if err != nil {
 		return nil, err
 	}
-	if v.cache == nil {
-		return e.p, nil
-	}
-	e.key = key
 	v.cache.put(e)
-	return e.p.clone(), nil
+	return p.cloneTo(dst), nil
 }
 
-// verify checks t in full and returns what the cache needs of it.
-func (v *Verifier) verify(ctx context.Context, t Token) (*verified, error) {
+// verify checks t in full and returns its principal, written into dst
+// when dst is not nil, and records in e, when e is not nil, what the
+// cache needs of it. Both are pointers, not values returned, to keep the
+// frames small: they are on the stack of every handshake, which grows
+// (copying it) whenever it runs short.
+func (v *Verifier) verify(ctx context.Context, t Token, e *verified, dst *Principal) (*Principal, error) {
 	parts, err := splitCompact(string(t))
 	if err != nil {
 		return nil, invalidf("malformed token", err)
@@ -430,8 +441,7 @@ func (v *Verifier) verify(ctx context.Context, t Token) (*verified, error) {
 	if err := v.checkHeader(ctx, parts.header); err != nil {
 		return nil, err
 	}
-	e := &verified{}
-	if v.alg == "" && v.cache != nil {
+	if v.alg == "" && e != nil {
 		// Before parsing: should the set change in between, a hit sees
 		// other keys than these and verifies again.
 		e.kid, e.keys = parts.header.Kid, v.kidKeys(parts.header.Kid)
@@ -452,8 +462,11 @@ func (v *Verifier) verify(ctx context.Context, t Token) (*verified, error) {
 	if err := v.checkClaims(c, v.cfg.now()); err != nil {
 		return nil, err
 	}
-	e.p, e.exp, e.nbf, e.iat = newPrincipal(c), c.exp, c.nbf, c.iat
-	return e, nil
+	p := newPrincipal(c, dst)
+	if e != nil {
+		e.p, e.exp, e.nbf, e.iat = p, c.exp, c.nbf, c.iat
+	}
+	return p, nil
 }
 
 // verifySignature verifies the signature of t, split as parts, and returns
@@ -552,7 +565,9 @@ func splitCompact(s string) (compact, error) {
 	}
 	i, j := strings.IndexByte(s, '.'), strings.LastIndexByte(s, '.')
 	c.signed = s[:j]
-	raw, err := decodePart(s[:i])
+	// The three parts share one buffer: one allocation, not three.
+	buf := make([]byte, 0, b64.DecodedLen(len(s)))
+	raw, err := decodePart(&buf, s[:i])
 	if err != nil {
 		return c, fmt.Errorf("header: %w", err)
 	}
@@ -568,10 +583,10 @@ func splitCompact(s string) (compact, error) {
 	case len(h.Crit) > 0 || len(h.B64) > 0:
 		return c, errors.New(`header has "crit" or "b64": no extension is supported`)
 	}
-	if c.payload, err = decodePart(s[i+1 : j]); err != nil {
+	if c.payload, err = decodePart(&buf, s[i+1:j]); err != nil {
 		return c, fmt.Errorf("payload: %w", err)
 	}
-	if c.signature, err = decodePart(s[j+1:]); err != nil {
+	if c.signature, err = decodePart(&buf, s[j+1:]); err != nil {
 		return c, fmt.Errorf("signature: %w", err)
 	}
 	return c, nil
@@ -582,12 +597,20 @@ func splitCompact(s string) (compact, error) {
 // character, and stray bits in the last one), and none of the CR and LF
 // that encoding/base64 skips even when strict. jws would decode a
 // key-set token's parts more leniently, so that one signed token had many
-// spellings.
-func decodePart(p string) ([]byte, error) {
+// spellings. The part is decoded at the end of *buf, which has room for
+// it, and *buf grows by it.
+func decodePart(buf *[]byte, p string) ([]byte, error) {
 	if p == "" || strings.IndexByte(p, '\r') >= 0 || strings.IndexByte(p, '\n') >= 0 {
 		return nil, errors.New("empty or not base64url")
 	}
-	return b64.DecodeString(p)
+	b := *buf
+	dst := b[len(b) : len(b)+b64.DecodedLen(len(p))]
+	n, err := b64.Decode(dst, []byte(p))
+	if err != nil {
+		return nil, err
+	}
+	*buf = b[:len(b)+n]
+	return dst[:n:n], nil
 }
 
 // invalidf returns an Unauthenticated error with the public text "invalid

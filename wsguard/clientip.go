@@ -123,12 +123,22 @@ func (p *RealIP) Handler(h http.Handler) http.Handler {
 // admit is the Handler's decision, which a Server makes in line: r with
 // the client IP in its context, or false when the request was refused.
 func (p *RealIP) admit(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
-	ip, err := p.IP(r)
-	if err != nil {
-		refuse(w, r, "", err)
+	ip, ok := p.resolve(w, r)
+	if !ok {
 		return r, false
 	}
 	return r.WithContext(WithClientIP(r.Context(), ip)), true
+}
+
+// resolve returns the client IP of r, or answers the refusal and returns
+// false.
+func (p *RealIP) resolve(w http.ResponseWriter, r *http.Request) (netip.Addr, bool) {
+	ip, err := p.IP(r)
+	if err != nil {
+		refuse(w, r, "", err)
+		return ip, false
+	}
+	return normalizeAddr(ip), true
 }
 
 func (p *RealIP) trusts(a netip.Addr) bool {
@@ -148,8 +158,11 @@ func WithClientIP(ctx context.Context, ip netip.Addr) context.Context {
 // hand-made request) the zero netip.Addr. The per-IP guards key on it, so
 // put RealIP in front of them when there are proxies.
 func ClientIP(r *http.Request) netip.Addr {
-	if ip, ok := r.Context().Value(clientIPKey{}).(netip.Addr); ok {
+	switch ip := r.Context().Value(clientIPKey{}).(type) {
+	case netip.Addr:
 		return ip
+	case *netip.Addr: // a Server's (see handshake): no copy in an interface
+		return *ip
 	}
 	ip, _ := parseRemoteAddr(r.RemoteAddr)
 	return ip

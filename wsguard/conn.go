@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -31,8 +32,9 @@ type Conn struct {
 	srv     *Server
 	ws      *websocket.Conn
 	nc      *frameConn // the hijacked socket under ws
-	id      string
-	remote  string
+	num     uint64     // the id's number, see ID
+	ip      netip.Addr // the client's, see RemoteIP
+	names   atomic.Pointer[connNames]
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	sub     atomic.Pointer[string]
@@ -103,26 +105,43 @@ func (s *Server) newConn(r *http.Request) *Conn {
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
 	c := &Conn{
 		srv:     s,
-		id:      s.newConnID(),
-		remote:  ClientIP(r).String(),
+		num:     s.nextID.Add(1),
+		ip:      ClientIP(r),
 		ctx:     ctx,
 		cancel:  cancel,
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.messageRate), s.cfg.messageBurst),
 		closed:  make(chan struct{}),
 	}
 	c.msg.newHash = s.cfg.newHash
-	if sub := SubjectFrom(ctx); sub != "" {
-		c.sub.Store(&sub)
+	if sub := subjectOf(ctx); sub != nil && *sub != "" {
+		c.sub.Store(sub)
 	}
 	c.touch()
 	return c
 }
 
 // ID returns the connection's id, as logged under "conn".
-func (c *Conn) ID() string { return c.id }
+func (c *Conn) ID() string { return c.named().id }
 
 // RemoteIP returns the client's IP address, as resolved by the guards.
-func (c *Conn) RemoteIP() string { return c.remote }
+func (c *Conn) RemoteIP() string { return c.named().remote }
+
+// connNames are a connection's id and client IP as logged. They are
+// formatted when first asked for: most connections end without a log line
+// or a call that needs them, and formatting both at every handshake cost
+// two to three allocations.
+type connNames struct{ id, remote string }
+
+func (c *Conn) named() *connNames {
+	if n := c.names.Load(); n != nil {
+		return n
+	}
+	n := &connNames{id: c.srv.connID(c.num), remote: c.ip.String()}
+	if c.names.CompareAndSwap(nil, n) {
+		return n
+	}
+	return c.names.Load()
+}
 
 // Subprotocol returns the negotiated application subprotocol, or "".
 func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
@@ -472,7 +491,8 @@ func (c *Conn) disconnect(f func(*Conn)) {
 // lines, with room for two more.
 func (c *Conn) logAttrs() []slog.Attr {
 	attrs := make([]slog.Attr, 0, 5)
-	attrs = append(attrs, slog.String(errlog.KeyConn, c.id), slog.String(errlog.KeyRemote, c.remote))
+	n := c.named()
+	attrs = append(attrs, slog.String(errlog.KeyConn, n.id), slog.String(errlog.KeyRemote, n.remote))
 	if sub := c.Subject(); sub != "" {
 		attrs = append(attrs, slog.String(errlog.KeySub, sub))
 	}
@@ -743,11 +763,37 @@ type subjectKey struct{}
 // server logs with every line about the connection. Authentication
 // middleware calls it before the upgrade.
 func WithSubject(ctx context.Context, sub string) context.Context {
-	return context.WithValue(ctx, subjectKey{}, sub)
+	return &subjectContext{Context: ctx, sub: sub}
+}
+
+// subjectContext carries a subject as context.WithValue would, in one
+// allocation instead of two (the context's, and the string's in an
+// interface), and lends the connection its subject without a copy.
+type subjectContext struct {
+	context.Context
+	sub string // never changed: a connection holds a pointer to it
+}
+
+// Value implements context.Context.
+func (c *subjectContext) Value(key any) any {
+	if _, ok := key.(subjectKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// subjectOf returns the subject stored by [WithSubject], or nil.
+func subjectOf(ctx context.Context) *string {
+	if c, ok := ctx.Value(subjectKey{}).(*subjectContext); ok {
+		return &c.sub
+	}
+	return nil
 }
 
 // SubjectFrom returns the subject stored by [WithSubject], or "".
 func SubjectFrom(ctx context.Context) string {
-	s, _ := ctx.Value(subjectKey{}).(string)
-	return s
+	if sub := subjectOf(ctx); sub != nil {
+		return *sub
+	}
+	return ""
 }

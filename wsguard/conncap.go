@@ -63,19 +63,27 @@ func NewConnLimit(total, perIP int) *ConnLimit {
 // nil.
 func (l *ConnLimit) Acquire(r *http.Request) (release func(), err error) {
 	key := clientKey(ClientIP(r))
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.allows(key); err != nil {
+	if err := l.acquire(key); err != nil {
 		return releaseNothing, err
 	}
-	l.open++
-	l.byClient[key]++
 	var done atomic.Bool
 	return func() {
 		if done.CompareAndSwap(false, true) {
 			l.release(key)
 		}
 	}, nil
+}
+
+// acquire takes a slot for the client key.
+func (l *ConnLimit) acquire(key netip.Addr) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.allows(key); err != nil {
+		return err
+	}
+	l.open++
+	l.byClient[key]++
+	return nil
 }
 
 func releaseNothing() {}
@@ -100,34 +108,47 @@ func (l *ConnLimit) Check(r *http.Request) error {
 // ([LimitConnCap]).
 func (l *ConnLimit) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, ok := l.admit(w, r)
-		if !ok {
+		var s connSlot
+		if !l.admit(w, r, &s) {
 			return
 		}
-		defer release()
+		defer l.leave(&s)
 		h.ServeHTTP(w, r)
 	})
 }
 
-// admit is the Handler's decision, which a Server makes in line: the
-// slot's release, or false when the request was refused. With a shared
-// store the request also takes a slot there, after the local one.
-func (l *ConnLimit) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
-	release, err := l.Acquire(r)
+// connSlot is what a request admitted by a ConnLimit gives back.
+type connSlot struct {
+	key    netip.Addr // the client's
+	shared func()     // the shared store's release, or nil
+}
+
+// admit is the Handler's decision, which a Server makes in line: it takes
+// a slot for r's client into s, or answers the refusal and returns false.
+// With a shared store the request also takes a slot there, after the
+// local one. leave gives them back: no release function is made per
+// request.
+func (l *ConnLimit) admit(w http.ResponseWriter, r *http.Request, s *connSlot) bool {
+	s.key = clientKey(ClientIP(r))
+	err := l.acquire(s.key)
 	if err == nil && l.store != nil {
-		var shared func()
-		if shared, err = l.acquireShared(r); err != nil {
-			release()
-		} else {
-			local := release
-			release = func() { shared(); local() }
+		if s.shared, err = l.acquireShared(r); err != nil {
+			l.release(s.key)
 		}
 	}
 	if err != nil {
 		refuse(w, r, LimitConnCap, err)
-		return releaseNothing, false
+		return false
 	}
-	return release, true
+	return true
+}
+
+// leave gives back the slots admit took into s.
+func (l *ConnLimit) leave(s *connSlot) {
+	if s.shared != nil {
+		s.shared()
+	}
+	l.release(s.key)
 }
 
 // Open returns the number of connections holding a slot.

@@ -60,18 +60,17 @@ func (s *Server) Guard(h http.Handler) http.Handler {
 		next = s.cfg.handshake[i](next)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = withScope(r, &s.scope)
+		r, h := s.newHandshake(r)
 		f := &foreignConn{srv: s, r: r}
 		if !s.registerForeign(f) {
 			Reject(w, r, nil, errlog.NewError(errlog.Unavailable, errDraining))
 			return
 		}
 		defer s.unregisterForeign(f)
-		r, release, ok := s.admit(w, r)
-		if !ok {
+		if !s.admit(w, r, h) {
 			return
 		}
-		defer release()
+		defer h.leave()
 		ctx, cancel := context.WithCancelCause(r.Context())
 		defer cancel(nil)
 		f.mu.Lock()

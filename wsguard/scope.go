@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 
 	"github.com/wsguard/kit/errlog"
 )
@@ -20,6 +21,37 @@ type scopeKey struct{}
 
 func withScope(r *http.Request, sc *scope) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), scopeKey{}, sc))
+}
+
+// handshake is a request's own state in a Server, from the guards to the
+// end of its connection, in one allocation: it is the request's context,
+// carrying the server's scope and, behind [RealIP], the client IP (where
+// a context.WithValue each, and a request copy for each, would take
+// five), and it holds the connection slots to give back.
+type handshake struct {
+	context.Context
+	scope *scope
+	ip    *netip.Addr // &resolved once RealIP has resolved it, else nil
+	limit *ConnLimit  // the cap whose slot the request holds
+	slot  connSlot
+
+	resolved netip.Addr
+}
+
+// leave gives back the request's connection slot.
+func (h *handshake) leave() { h.limit.leave(&h.slot) }
+
+// Value implements context.Context.
+func (h *handshake) Value(key any) any {
+	switch key.(type) {
+	case scopeKey:
+		return h.scope
+	case clientIPKey:
+		if h.ip != nil {
+			return h.ip
+		}
+	}
+	return h.Context.Value(key)
 }
 
 func scopeFrom(ctx context.Context) *scope {

@@ -114,30 +114,39 @@ func (s *Server) initGuards() {
 	}
 }
 
-// admit runs the built-in guards on r through the methods their Handlers
-// call: on a refusal the guard has answered and ok is false; otherwise it
-// returns r (carrying the resolved client IP) and the connection slot's
-// release.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request) (_ *http.Request, release func(), ok bool) {
+// admit runs the built-in guards on r, whose context is h, through the
+// methods their Handlers call: on a refusal the guard has answered and
+// admit returns false; otherwise h holds the resolved client IP and the
+// connection slot, which h.leave gives back.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, h *handshake) bool {
 	if p := s.cfg.realIP; p != nil {
-		if r, ok = p.admit(w, r); !ok {
-			return r, nil, false
+		ip, ok := p.resolve(w, r)
+		if !ok {
+			return false
 		}
+		h.resolved = ip
+		h.ip = &h.resolved
 	}
 	if f := s.cfg.ipFilter; f != nil && !f.admit(w, r) {
-		return r, nil, false
+		return false
 	}
 	if !s.handshakes.admit(w, r) {
-		return r, nil, false
+		return false
 	}
-	if release, ok = s.connLimit.admit(w, r); !ok {
-		return r, nil, false
+	if !s.connLimit.admit(w, r, &h.slot) {
+		return false
 	}
 	if s.origin != nil && !s.origin.admit(w, r) {
-		release()
-		return r, nil, false
+		h.leave()
+		return false
 	}
-	return r, release, true
+	return true
+}
+
+// newHandshake returns r with a handshake of its own as its context.
+func (s *Server) newHandshake(r *http.Request) (*http.Request, *handshake) {
+	h := &handshake{Context: r.Context(), scope: &s.scope, limit: s.connLimit}
+	return r.WithContext(h), h
 }
 
 func newIDPrefix() string {
@@ -170,11 +179,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // enter runs the guards on r. It returns the request to serve and the
-// connection slot's release, or a nil release when r was refused.
+// connection slot's release, or a nil release when r was refused. The
+// release is a function, not the handshake's method called in the
+// deferring frame, because that frame stays on the stack for the
+// connection's life (see [Server.ServeHTTP]): a deferred method call
+// would keep its receiver there twice.
 //
 //go:noinline
 func (s *Server) enter(w http.ResponseWriter, r *http.Request) (*http.Request, func()) {
-	r = withScope(r, &s.scope)
+	r, h := s.newHandshake(r)
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()
@@ -182,11 +195,10 @@ func (s *Server) enter(w http.ResponseWriter, r *http.Request) (*http.Request, f
 		Reject(w, r, nil, errlog.NewError(errlog.Unavailable, errDraining))
 		return r, nil
 	}
-	r, release, ok := s.admit(w, r)
-	if !ok {
+	if !s.admit(w, r, h) {
 		return r, nil
 	}
-	return r, release
+	return r, h.leave
 }
 
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
@@ -246,7 +258,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 			return nil
 		}
 		errlog.Log(r.Context(), s.log, "handshake failed", errlog.NewError(errlog.Internal, err),
-			slog.String(errlog.KeyRemote, c.remote),
+			slog.String(errlog.KeyRemote, c.RemoteIP()),
 			slog.Any(errlog.KeyUA, errlog.Untrusted(r.UserAgent())))
 		observeRejected(r, errlog.Internal, 0, err)
 		return nil
@@ -380,8 +392,9 @@ func (s *Server) Open() int {
 	return len(s.conns)
 }
 
-func (s *Server) newConnID() string {
-	return s.idPrefix + strconv.FormatUint(s.nextID.Add(1), 36)
+// connID returns the id of the server's n-th connection.
+func (s *Server) connID(n uint64) string {
+	return s.idPrefix + strconv.FormatUint(n, 36)
 }
 
 // getBuf returns a pooled read buffer; its capacity grows up to the read

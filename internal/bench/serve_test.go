@@ -50,7 +50,7 @@ type memServer struct {
 	reqs []*http.Request
 }
 
-func newMemServer(b *testing.B, v bench.HandshakeVariant) *memServer {
+func newMemServer(b testing.TB, v bench.HandshakeVariant) *memServer {
 	var headers []http.Header
 	if v.Headers != nil {
 		headers = v.Headers()
@@ -78,7 +78,7 @@ func newMemServer(b *testing.B, v bench.HandshakeVariant) *memServer {
 
 // serve serves n handshakes, cycling through the requests, and returns the
 // time taken.
-func (s *memServer) serve(b *testing.B, n int) time.Duration {
+func (s *memServer) serve(b testing.TB, n int) time.Duration {
 	start := time.Now()
 	for i := range n {
 		serveOnce(b, s.h, s.reqs[i%len(s.reqs)])
@@ -86,7 +86,7 @@ func (s *memServer) serve(b *testing.B, n int) time.Duration {
 	return time.Since(start)
 }
 
-func serveOnce(b *testing.B, h http.Handler, r *http.Request) {
+func serveOnce(b testing.TB, h http.Handler, r *http.Request) {
 	w := &memResponse{header: make(http.Header)}
 	h.ServeHTTP(w, r)
 	if w.code != http.StatusSwitchingProtocols {
@@ -124,3 +124,35 @@ func (memConn) RemoteAddr() net.Addr             { return memAddr }
 func (memConn) SetDeadline(time.Time) error      { return nil }
 func (memConn) SetReadDeadline(time.Time) error  { return nil }
 func (memConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestServeHandshakeAllocations holds what each variant allocates for a
+// handshake over the bare upgrade, on BenchmarkServeHandshake's in-memory
+// connections: the guards' request context, connection, its context,
+// limiter, keepalive timer and socket wrapper, and the way it ends; with
+// a token, the session, the subject's context, the request copy and the
+// expiry timer, and a full verification's claims, header and decoded
+// parts. AllocsPerRun cannot run in parallel.
+func TestServeHandshakeAllocations(t *testing.T) {
+	if raceDetector {
+		t.Skip("the race detector changes what allocates")
+	}
+	budget := map[string]float64{
+		"guard": 16, "HS256": 24, "HS256-cached": 21, "ES256-cached": 21, "EdDSA-cached": 21,
+	}
+	vs := bench.HandshakeVariants()
+	ref := newMemServer(t, vs[0])
+	bare := testing.AllocsPerRun(200, func() { ref.serve(t, 1) })
+	for _, v := range vs {
+		max, ok := budget[v.Name]
+		if !ok {
+			continue
+		}
+		t.Run(v.Name, func(t *testing.T) {
+			srv := newMemServer(t, v)
+			added := testing.AllocsPerRun(200, func() { srv.serve(t, 1) }) - bare
+			if added > max {
+				t.Errorf("%v allocations over the bare upgrade's %v, want at most %v", added, bare, max)
+			}
+		})
+	}
+}
