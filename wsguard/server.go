@@ -237,7 +237,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) *Conn {
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 	c := s.newConn(r)
 	tap := newHijackTap(w, c)
-	ws, err := acceptAside(tap, r, &websocket.AcceptOptions{
+	ws, err := tap.acceptAside(r, &websocket.AcceptOptions{
 		Subprotocols: s.cfg.subprotocols,
 		// The Origin was checked by the guards, with logging.
 		InsecureSkipVerify: true,
@@ -279,24 +279,23 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) *Conn {
 // stack past 4 KiB, and a stack under net/http's connection frame (1.1 KiB)
 // never shrinks back below 8 KiB once grown (see internal/bench/README.md):
 // run aside, the upgrade leaves a connection that only receives on a
-// 4 KiB stack. A panic is raised again on the serving goroutine.
-func acceptAside(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*websocket.Conn, error) {
-	var (
-		ws       *websocket.Conn
-		err      error
-		panicked any
-		done     = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		defer func() { panicked = recover() }()
-		ws, err = websocket.Accept(w, r, opts)
-	}()
-	<-done
-	if panicked != nil {
-		panic(panicked)
+// 4 KiB stack. A panic is raised again on the serving goroutine. The call's
+// state lives in the tap, which the handshake allocates anyway.
+func (t *hijackTap) acceptAside(r *http.Request, opts *websocket.AcceptOptions) (*websocket.Conn, error) {
+	t.r, t.opts = r, opts
+	t.done.Add(1)
+	go t.runAccept()
+	t.done.Wait()
+	if t.panicked != nil {
+		panic(t.panicked)
 	}
-	return ws, err
+	return t.ws, t.err
+}
+
+func (t *hijackTap) runAccept() {
+	defer t.done.Done()
+	defer func() { t.panicked = recover() }()
+	t.ws, t.err = websocket.Accept(t, t.r, t.opts)
 }
 
 func (s *Server) register(c *Conn) bool {
@@ -429,6 +428,14 @@ type hijackTap struct {
 	own       bool          // the response is net/http's: the tap writes the 101
 	header    http.Header   // the transport's response headers, when own
 	switching bool          // the 101 is to be written on the socket
+
+	// The transport's Accept, run by acceptAside.
+	r        *http.Request
+	opts     *websocket.AcceptOptions
+	ws       *websocket.Conn
+	err      error
+	panicked any
+	done     sync.WaitGroup
 }
 
 func newHijackTap(w http.ResponseWriter, c *Conn) *hijackTap {
