@@ -56,6 +56,7 @@ type Conn struct {
 
 	writing atomic.Bool // a Send owns wtimer
 	wtimer  *time.Timer // write timeout, reused by every Send that owns it
+	wArmed  bool        // wtimer is armed; the owning Send only
 
 	queue  sendQueue                  // messages given to Enqueue
 	out    batchWriter                // the transport's writes to the socket
@@ -218,23 +219,35 @@ func (c *Conn) Send(ctx context.Context, typ MessageType, p []byte) error {
 	return fmt.Errorf("wsguard: send: %w (%v)", ErrClosed, err)
 }
 
-// sendAlone is the common case, one Send at a time: it arms the
-// connection's reusable write timer instead of allocating a context and a
-// timer per message. A ctx canceled only with the connection (the handler's
-// ctx) is not handed to the transport, which would register a callback on
-// it for every frame; the connection ends before that ctx does.
+// sendAlone is the common case, one Send at a time: the write is tried
+// first without waiting, and only a write that has to wait for the client
+// arms the connection's reusable write timer ([Conn.armWriteTimer]), so
+// that neither a context nor a timer is allocated, or a timer even armed,
+// per message. A ctx canceled only with the connection (the handler's ctx)
+// is not watched per write: the connection ends before that ctx does.
 func (c *Conn) sendAlone(ctx context.Context, typ MessageType, p []byte) error {
 	defer c.writing.Store(false)
 	if ctx.Done() == c.ctx.Done() {
 		ctx = context.Background()
 	}
+	err := c.write(ctx, typ, p, true)
+	if c.wArmed {
+		c.wtimer.Stop()
+		c.wArmed = false
+	}
+	return err
+}
+
+// armWriteTimer arms the write timeout of the Send that owns the timer,
+// once its write has to wait for the client. It runs on that Send's
+// goroutine, inside its write.
+func (c *Conn) armWriteTimer() {
 	if c.wtimer == nil {
 		c.wtimer = time.AfterFunc(c.srv.cfg.writeTimeout, c.writeTimedOut)
 	} else {
 		c.wtimer.Reset(c.srv.cfg.writeTimeout)
 	}
-	defer c.wtimer.Stop()
-	return c.write(ctx, typ, p)
+	c.wArmed = true
 }
 
 // sendConcurrent serves a Send that overlaps another: it waits for the
@@ -246,19 +259,20 @@ func (c *Conn) sendConcurrent(ctx context.Context, typ MessageType, p []byte) er
 		c.fail(dropped(errlog.DeadlineExceeded, errWriteTimeout), nil)
 		cancel()
 	})
-	err := c.write(ctx, typ, p)
+	err := c.write(ctx, typ, p, false)
 	t.Stop()
 	return err
 }
 
-// write writes p as one frame. A ctx that ends before the write is done
-// cuts the socket: a frame cut short leaves nothing else to write.
-func (c *Conn) write(ctx context.Context, typ MessageType, p []byte) error {
+// write writes p as one frame; timed, it arms the write timer if it has
+// to wait. A ctx that ends before the write is done cuts the socket: a
+// frame cut short leaves nothing else to write.
+func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, timed bool) error {
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, c.cutSocket)
 		defer stop()
 	}
-	err := c.out.frame(byte(typ), p)
+	err := c.out.frame(byte(typ), p, timed)
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", ctx.Err(), err)
 	}

@@ -67,7 +67,7 @@ func TestWriterKeepsFramesWhole(t *testing.T) {
 		wg.Go(func() {
 			p := bytes.Repeat([]byte{'a' + byte(i)}, 70_000+i*1000)
 			for range 20 {
-				if err := w.frame(opBinary, p); err != nil {
+				if err := w.frame(opBinary, p, false); err != nil {
 					t.Errorf("frame: %v", err)
 				}
 			}
@@ -83,17 +83,17 @@ func TestWriterKeepsFramesWhole(t *testing.T) {
 	wg.Go(func() { // a batch, as the send queue writes one
 		w.gather()
 		for range 10 {
-			_ = w.frame(opText, []byte("queued"))
+			_ = w.frame(opText, []byte("queued"), false)
 		}
 		w.release()
-		_ = w.frame(opText, []byte("queued"))
+		_ = w.frame(opText, []byte("queued"), false)
 	})
 	wg.Wait()
 	closeFrame := []byte{0x88, 2, 0x03, 0xe8}
 	if n, err := w.Write(closeFrame); n != len(closeFrame) || err != nil {
 		t.Fatalf("the transport's close frame: %d, %v", n, err)
 	}
-	if err := w.frame(opText, []byte("late")); !errors.Is(err, net.ErrClosed) {
+	if err := w.frame(opText, []byte("late"), false); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("a frame after the close frame: %v, want net.ErrClosed", err)
 	}
 	if err := w.control(opPong, []byte("late")); err != nil {
@@ -190,5 +190,71 @@ func TestMessageTakenByACloseHandshake(t *testing.T) {
 	}
 	if b, err := f.read(nil, 1024); err != errTaken {
 		t.Fatalf("read after the transport took over: %q, %v; want errTaken", b, err)
+	}
+}
+
+// TestTimedWriteArmsOnlyWhenItWaits: a Send's write arms the write timer
+// (batchWriter.blocked) only when the socket cannot take the frame at
+// once, and what it then writes arrives whole.
+func TestTimedWriteArmsOnlyWhenItWaits(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.(*net.TCPConn).SetWriteBuffer(4096)
+	raw, _ := nc.(*net.TCPConn).SyscallConn()
+	w := &batchWriter{nc: nc, raw: raw}
+	w.tryWrite = w.writeSocket
+	var received bytes.Buffer
+	reading := make(chan struct{})
+	blocked := 0
+	w.blocked = func() {
+		blocked++
+		if blocked == 1 {
+			go func() { // the client starts reading only now
+				defer close(reading)
+				_, _ = received.ReadFrom(client)
+			}()
+		}
+	}
+	if err := w.frame(opText, []byte("hi"), true); err != nil || blocked != 0 {
+		t.Fatalf("a short frame: %v, timer armed %d times; want written at once", err, blocked)
+	}
+	frame := bytes.Repeat([]byte("x"), 3000)
+	sent := 1
+	for blocked == 0 {
+		if sent > 10_000 {
+			t.Fatal("the socket never filled")
+		}
+		if err := w.frame(opBinary, frame, true); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	if blocked != 1 {
+		t.Errorf("timer armed %d times for the one write that waited", blocked)
+	}
+	_ = nc.Close()
+	<-reading
+	ops, payloads := parseFrames(t, received.Bytes())
+	if len(ops) != sent || string(payloads[0]) != "hi" {
+		t.Fatalf("%d frames arrived, %d sent", len(ops), sent)
+	}
+	for _, p := range payloads[1:] {
+		if !bytes.Equal(p, frame) {
+			t.Fatal("a frame arrived cut or mixed")
+		}
 	}
 }

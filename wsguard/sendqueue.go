@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 
 	"github.com/wsguard/kit/errlog"
 )
@@ -224,6 +226,17 @@ type batchWriter struct {
 	hdr     [10]byte
 	vecs    [2][]byte   // a long frame's header and payload
 	vec     net.Buffers // over vecs, for one writev
+
+	// A timed write (a Send's) calls blocked before it waits on the
+	// client, to arm the write timeout: a write the socket takes at once,
+	// tried first through the socket's RawConn, arms no timer.
+	blocked  func()
+	timed    bool            // the write under way is timed
+	raw      syscall.RawConn // nil: no first try, blocked is called before every timed write
+	tryWrite func(fd uintptr) bool
+	try      []byte // what tryWrite writes
+	tried    int    // what it wrote
+	tryErr   error
 }
 
 var batchBufs = sync.Pool{New: func() any {
@@ -261,13 +274,16 @@ func (w *batchWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// frame writes p as one final frame of opcode op.
-func (w *batchWriter) frame(op byte, p []byte) error {
+// frame writes p as one final frame of opcode op. A timed write calls
+// w.blocked if it has to wait for the client.
+func (w *batchWriter) frame(op byte, p []byte, timed bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return net.ErrClosed
 	}
+	w.timed = timed
+	defer func() { w.timed = false }()
 	return w.out(w.header(op, len(p)), p)
 }
 
@@ -337,10 +353,13 @@ func (w *batchWriter) write(h, p []byte) error {
 	if len(h)+len(p) <= readBufSize {
 		b := readBufs.Get().(*[]byte)
 		*b = append(append((*b)[:0], h...), p...)
-		_, err := w.nc.Write(*b)
+		err := w.send(*b)
 		*b = (*b)[:0]
 		readBufs.Put(b)
 		return err
+	}
+	if w.timed {
+		w.blocked()
 	}
 	w.vecs = [2][]byte{h, p}
 	w.vec = w.vecs[:]
@@ -350,9 +369,51 @@ func (w *batchWriter) write(h, p []byte) error {
 }
 
 func (w *batchWriter) writeOut() error {
-	_, err := w.nc.Write(*w.buf)
+	err := w.send(*w.buf)
 	*w.buf = (*w.buf)[:0]
 	return err
+}
+
+// send writes b. A timed write is first tried once without waiting;
+// only what the socket did not take then waits, after w.blocked.
+func (w *batchWriter) send(b []byte) error {
+	if w.timed {
+		if w.raw != nil {
+			w.try, w.tried, w.tryErr = b, 0, nil
+			err := w.raw.Write(w.tryWrite)
+			n := w.tried
+			w.try = nil
+			if err == nil {
+				err = w.tryErr
+			}
+			if err != nil || n == len(b) {
+				return err
+			}
+			b = b[n:]
+		}
+		w.blocked()
+	}
+	_, err := w.nc.Write(b)
+	return err
+}
+
+// writeSocket is the first try of a timed write: one write system call,
+// whatever it takes.
+func (w *batchWriter) writeSocket(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), w.try)
+		switch err {
+		case nil:
+			w.tried = n
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+		default:
+			w.tryErr = &net.OpError{Op: "write", Net: w.nc.LocalAddr().Network(), Source: w.nc.LocalAddr(),
+				Addr: w.nc.RemoteAddr(), Err: os.NewSyscallError("write", err)}
+		}
+		return true
+	}
 }
 
 // flush writes what is gathered, if anything, and stops gathering: after

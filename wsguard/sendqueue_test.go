@@ -46,7 +46,7 @@ func TestBatchWriterGathers(t *testing.T) {
 				if i == len(tt.batch)-1 {
 					w.release()
 				}
-				if err := w.frame(opBinary, p); err != nil {
+				if err := w.frame(opBinary, p, false); err != nil {
 					t.Fatalf("frame: %v", err)
 				}
 				want = append(append(want, (&batchWriter{}).header(opBinary, len(p))...), p...)
@@ -62,7 +62,7 @@ func TestBatchWriterGathers(t *testing.T) {
 			}
 			// Outside a batch, writes go straight through.
 			before := len(nc.writes)
-			_ = w.frame(opBinary, small)
+			_ = w.frame(opBinary, small, false)
 			if len(nc.writes) != before+1 {
 				t.Error("a write outside a batch was held")
 			}

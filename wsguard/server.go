@@ -498,7 +498,8 @@ func (t *hijackTap) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c := t.conn
 	t.nc = newFrameConn(nc, c.limiter, c.srv.cfg.maxFrames)
 	t.nc.answer, t.nc.alive = c.writeControl, c.touch
-	c.out.nc = nc
+	c.out.nc, c.out.raw, c.out.blocked = nc, t.nc.raw, c.armWriteTimer
+	c.out.tryWrite = c.out.writeSocket
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		t.nc.buffered(b)
