@@ -321,15 +321,7 @@ func (f *frameConn) fill() error {
 			err = f.serr
 		}
 	} else {
-		b := f.dst
-		if b == nil {
-			if f.buf == nil {
-				f.buf = readBufs.Get().(*[]byte)
-				f.data = (*f.buf)[:0]
-			}
-			b = (*f.buf)[len(f.data):cap(*f.buf)]
-		}
-		f.got, err = f.Conn.Read(b)
+		f.got, err = f.Conn.Read(f.space())
 	}
 	if f.dst == nil && f.got > 0 {
 		f.data = f.data[:len(f.data)+f.got]
@@ -351,17 +343,23 @@ func (f *frameConn) fill() error {
 	return nil
 }
 
+// space returns where the next read puts the bytes: f.dst when set, else
+// after the buffered ones, in a buffer taken from the pool if none is held.
+func (f *frameConn) space() []byte {
+	if f.dst != nil {
+		return f.dst
+	}
+	if f.buf == nil {
+		f.buf = readBufs.Get().(*[]byte)
+		f.data = (*f.buf)[:0]
+	}
+	return (*f.buf)[len(f.data):cap(*f.buf)]
+}
+
 // readSocket is the raw read: it returns false, to wait for the socket to
 // become readable, when the read would block.
 func (f *frameConn) readSocket(fd uintptr) bool {
-	b := f.dst
-	if b == nil {
-		if f.buf == nil {
-			f.buf = readBufs.Get().(*[]byte)
-			f.data = (*f.buf)[:0]
-		}
-		b = (*f.buf)[len(f.data):cap(*f.buf)]
-	}
+	b := f.space()
 	for {
 		n, err := syscall.Read(int(fd), b)
 		switch err {

@@ -39,6 +39,37 @@ func (c *chunkConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// maskedFrame is a client frame of first byte b0 and payload, masked with
+// the key 1 2 3 4.
+func maskedFrame(b0 byte, payload ...byte) []byte {
+	b := []byte{b0, 0x80 | byte(len(payload)), 1, 2, 3, 4}
+	for i, c := range payload {
+		b = append(b, c^byte(i%4+1))
+	}
+	return b
+}
+
+// cat joins frames into one stream.
+func cat(fs ...[]byte) (b []byte) {
+	for _, f := range fs {
+		b = append(b, f...)
+	}
+	return b
+}
+
+// cutStream cuts stream at the lengths in cuts: the first piece is what
+// the HTTP server had buffered, the rest the socket's reads.
+func cutStream(stream, cuts []byte) [][]byte {
+	var chunks [][]byte
+	rest := stream
+	for _, c := range cuts {
+		n := min(int(c), len(rest))
+		chunks = append(chunks, rest[:n])
+		rest = rest[n:]
+	}
+	return append(chunks, rest)
+}
+
 // verdict is what a frame checker made of a byte stream.
 type verdict struct {
 	err       string // the violation's detail, "" when none
@@ -55,14 +86,7 @@ type verdict struct {
 // the HTTP server had buffered, the rest from the socket as cut, each Read
 // asking for a size taken from sizes (without sizes: all of it).
 func readThrough(stream []byte, cuts, sizes []byte) verdict {
-	var chunks [][]byte
-	rest := stream
-	for _, c := range cuts {
-		n := min(int(c), len(rest))
-		chunks = append(chunks, rest[:n])
-		rest = rest[n:]
-	}
-	chunks = append(chunks, rest)
+	chunks := cutStream(stream, cuts)
 	f := newFrameConn(&chunkConn{chunks: chunks[1:]}, rate.NewLimiter(0, fuzzControlBurst), fuzzMaxFrames)
 	f.buffered(chunks[0])
 	var v verdict
@@ -223,19 +247,7 @@ func reference(stream []byte) (v verdict, at, end int) {
 // into reads, reaches the reference's verdict and message count, and never
 // lets a byte of an offending frame's end through.
 func FuzzFrameConn(f *testing.F) {
-	frame := func(b0 byte, payload ...byte) []byte {
-		b := []byte{b0, 0x80 | byte(len(payload)), 1, 2, 3, 4}
-		for i, c := range payload {
-			b = append(b, c^byte(i%4+1))
-		}
-		return b
-	}
-	cat := func(fs ...[]byte) (b []byte) {
-		for _, f := range fs {
-			b = append(b, f...)
-		}
-		return b
-	}
+	frame := maskedFrame
 	f.Add(cat(frame(0x81, 'h', 'i'), frame(0x01, 'a'), frame(0x89), frame(0x80, 'b')), []byte{1, 3, 9}, []byte{0, 5})
 	f.Add(cat(frame(0x81), frame(0xC1, 'x')), []byte{7}, []byte{2})
 	f.Add(cat(frame(0x88, 0x03, 0xed, 'x')), []byte{2, 2}, []byte{0})
@@ -275,14 +287,7 @@ func FuzzFrameConn(f *testing.F) {
 // the rest through Read as the transport would. It returns the verdict and
 // the messages read, and whether a close frame was handed over.
 func readMessages(stream, cuts []byte) (v verdict, payloads []string, handed bool) {
-	var chunks [][]byte
-	rest := stream
-	for _, c := range cuts {
-		n := min(int(c), len(rest))
-		chunks = append(chunks, rest[:n])
-		rest = rest[n:]
-	}
-	chunks = append(chunks, rest)
+	chunks := cutStream(stream, cuts)
 	f := newFrameConn(&chunkConn{chunks: chunks[1:]}, rate.NewLimiter(0, fuzzControlBurst), fuzzMaxFrames)
 	f.buffered(chunks[0])
 	f.answer = func(op byte, p []byte) {
@@ -335,19 +340,7 @@ func readMessages(stream, cuts []byte) (v verdict, payloads []string, handed boo
 // the reference's, however the bytes are cut into reads, and that the
 // verdict is the same when a close frame hands the stream over midway.
 func FuzzMessages(f *testing.F) {
-	frame := func(b0 byte, payload ...byte) []byte {
-		b := []byte{b0, 0x80 | byte(len(payload)), 1, 2, 3, 4}
-		for i, c := range payload {
-			b = append(b, c^byte(i%4+1))
-		}
-		return b
-	}
-	cat := func(fs ...[]byte) (b []byte) {
-		for _, f := range fs {
-			b = append(b, f...)
-		}
-		return b
-	}
+	frame := maskedFrame
 	f.Add(cat(frame(0x81, 'h', 'i'), frame(0x01, 'a'), frame(0x89, 'p'), frame(0x80, 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j')), []byte{1, 3, 9})
 	f.Add(cat(frame(0x82, 1, 2, 3), frame(0x88, 0x03, 0xe8, 'o', 'k'), frame(0x81, 'x')), []byte{2, 7})
 	f.Add(cat(frame(0x01, 'a'), frame(0x88, 0x03, 0xe8), frame(0x80, 'b')), []byte{4})

@@ -169,14 +169,8 @@ func TestNoBuffersBetweenMessages(t *testing.T) {
 // what is left for a whole message.
 func TestMessageTakenByACloseHandshake(t *testing.T) {
 	t.Parallel()
-	frame := func(b0 byte, payload string) []byte {
-		b := []byte{b0, 0x80 | byte(len(payload)), 1, 2, 3, 4}
-		for i := range len(payload) {
-			b = append(b, payload[i]^byte(i%4+1))
-		}
-		return b
-	}
-	stream := append(frame(0x81, "whole"), frame(0x88, "\x03\xe8")...)
+	closeFrame := maskedFrame(0x88, 0x03, 0xe8)
+	stream := cat(maskedFrame(0x81, []byte("whole")...), closeFrame)
 	f := newFrameConn(&chunkConn{}, rate.NewLimiter(rate.Inf, 1), 8)
 	f.buffered(stream)
 	if typ, err := f.next(); err != nil || typ != MessageText {
@@ -185,7 +179,7 @@ func TestMessageTakenByACloseHandshake(t *testing.T) {
 	// The close handshake reads through Read: it skips the payload.
 	p := make([]byte, 64)
 	n, err := f.Read(p)
-	if err != nil || !bytes.Equal(p[:n], frame(0x88, "\x03\xe8")) {
+	if err != nil || !bytes.Equal(p[:n], closeFrame) {
 		t.Fatalf("the transport read % x, %v; want the close frame", p[:n], err)
 	}
 	if b, err := f.read(nil, 1024); err != errTaken {
