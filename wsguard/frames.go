@@ -178,9 +178,13 @@ func (f *frameConn) read(b []byte, limit int64) ([]byte, error) {
 			var k int
 			if len(f.data) == 0 && want >= readBufSize {
 				// Straight into the message: no copy, and one system call
-				// for as much of the frame as has arrived.
-				b = slices.Grow(b, want)
-				f.dst = b[len(b) : len(b)+want]
+				// for as much of the frame as has arrived. b grows with
+				// the bytes that arrive, doubling, not to the length the
+				// header announces: that costs the client 14 bytes.
+				if cap(b)-len(b) < readBufSize {
+					b = slices.Grow(b, min(want, max(readBufSize, len(b))))
+				}
+				f.dst = b[len(b) : len(b)+min(want, cap(b)-len(b))]
 				err := f.fill()
 				k, f.dst = f.got, nil
 				if err != nil {
