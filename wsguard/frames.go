@@ -205,6 +205,13 @@ func (f *frameConn) read(b []byte, limit int64) ([]byte, error) {
 			f.off += k
 			f.left -= int64(k)
 			if int64(len(b)) > limit {
+				if f.left == 0 {
+					// The frame ended on the limit's extra byte: its end
+					// is noted as in the loop, or the close handshake
+					// would take the client's next message for a
+					// violation.
+					f.endData()
+				}
 				return b, nil
 			}
 		}
