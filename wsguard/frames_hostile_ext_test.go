@@ -3,15 +3,21 @@ package wsguard_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/wsguard/kit/errlog"
 	"github.com/wsguard/kit/internal/wstest"
 	"github.com/wsguard/kit/wsguard"
 )
@@ -300,5 +306,268 @@ func waitSeen(t *testing.T, h *messageLog, n int) {
 			t.Fatalf("handler saw %d messages, want %d", got, n)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Pings of 0, 1 and 125 bytes between the fragments of a message, the
+// stream written one byte per write: each ping is answered with its own
+// payload, in order, before the message's reply.
+func TestPingsBetweenFragmentsByteByByte(t *testing.T) {
+	t.Parallel()
+	pings := [][]byte{nil, []byte("1"), bytes.Repeat([]byte{0xfe}, 125)}
+	var stream []byte
+	stream = append(stream, frameWidth(wstest.OpText, 1, []byte("he"))...)
+	stream = append(stream, frameWidth(0x80|wstest.OpPing, 1, pings[0])...)
+	stream = append(stream, frameWidth(wstest.OpContinuation, 8, []byte("l"))...)
+	stream = append(stream, frameWidth(0x80|wstest.OpPing, 2, pings[1])...)
+	stream = append(stream, frameWidth(0x80|wstest.OpPing, 1, pings[2])...)
+	stream = append(stream, frameWidth(0x80|wstest.OpContinuation, 2, []byte("lo"))...)
+	ts := start(t, echo)
+	raw := dialRawOK(t, ts)
+	for i := range stream {
+		if err := raw.WriteBytes(stream[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range pings {
+		f, err := raw.ReadFrame(3 * time.Second)
+		if err != nil || f.Opcode != wstest.OpPong || !bytes.Equal(f.Payload, p) {
+			t.Fatalf("frame %+v, %v: want the pong of %q", f, err, p)
+		}
+	}
+	f, err := raw.ReadFrame(3 * time.Second)
+	if err != nil || f.Opcode != wstest.OpText || string(f.Payload) != "Server received: hello" {
+		t.Fatalf("frame %+v, %v: want the reply", f, err)
+	}
+}
+
+// A close frame between the fragments of a message, short or read
+// straight into the message, is echoed; nothing of the message is
+// dispatched, and the connection ends as the client's close says.
+func TestCloseFrameInsideAMessage(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{3, 9000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			h := &messageLog{}
+			ts := start(t, h)
+			raw := dialRawOK(t, ts)
+			var b []byte
+			b = append(b, frameWidth(0x80|wstest.OpText, 1, []byte("first"))...)
+			b = append(b, frameWidth(wstest.OpText, 8, []byte(strings.Repeat("x", n)))...)
+			b = append(b, frameWidth(0x80|wstest.OpClose, 1, closePayload(4000, "gone"))...)
+			if err := raw.WriteBytes(b); err != nil {
+				t.Fatal(err)
+			}
+			f, err := raw.ReadFrame(3 * time.Second)
+			if err != nil || f.Opcode != wstest.OpClose || !bytes.Equal(f.Payload, closePayload(4000, "gone")) {
+				t.Fatalf("frame %+v, %v: want the close echoed", f, err)
+			}
+			line := closeLine(t, ts.Logs)
+			if line["code"] != "canceled" || line["close"] != float64(4000) {
+				t.Fatalf("closing line %v", line)
+			}
+			if h.seen() != "first" {
+				t.Fatalf("handler saw %.20q", h.seen())
+			}
+		})
+	}
+}
+
+// A handler that closes the connection while the client's next frame is
+// half read: the close handshake reads on from there.
+func TestHandlerCloseWithAFrameHalfRead(t *testing.T) {
+	t.Parallel()
+	closer := wsguard.HandlerFunc(func(ctx context.Context, c *wsguard.Conn, m *wsguard.Message) error {
+		return c.Close(4000, "bye")
+	})
+	next := frameWidth(0x80|wstest.OpText, 2, []byte(strings.Repeat("n", 300)))
+	for _, sent := range []int{1, 3, 7, 8, 200} {
+		t.Run(fmt.Sprint(sent), func(t *testing.T) {
+			t.Parallel()
+			ts := start(t, closer)
+			raw := dialRawOK(t, ts)
+			b := append(frameWidth(0x80|wstest.OpText, 1, []byte("close")), next[:sent]...)
+			if err := raw.WriteBytes(b); err != nil {
+				t.Fatal(err)
+			}
+			f, err := raw.ReadFrame(3 * time.Second)
+			if err != nil || f.Opcode != wstest.OpClose || binary.BigEndian.Uint16(f.Payload) != 4000 {
+				t.Fatalf("frame %+v, %v: want close 4000", f, err)
+			}
+			if err := raw.WriteBytes(append(next[sent:], frameWidth(0x80|wstest.OpClose, 1, f.Payload)...)); err != nil {
+				t.Fatal(err)
+			}
+			begin := time.Now()
+			if line := closeLine(t, ts.Logs); line["close"] != float64(4000) {
+				t.Fatalf("closing line %v", line)
+			}
+			if d := time.Since(begin); d > 500*time.Millisecond {
+				t.Fatalf("connection ended %v after the echoed close", d)
+			}
+		})
+	}
+}
+
+// Over TLS the frames are read through the TLS connection, not the
+// socket: a message pipelined behind the handshake, pings between the
+// fragments of a long message written a byte at a time, a message one
+// byte over the limit and a long frame cut by the client's close_notify
+// end as they do in the clear.
+func TestFramesOverTLS(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("L", 9000)
+	var fragmented []byte
+	fragmented = append(fragmented, frameWidth(wstest.OpText, 2, []byte(long))...)
+	fragmented = append(fragmented, frameWidth(0x80|wstest.OpPing, 1, []byte("p"))...)
+	fragmented = append(fragmented, frameWidth(0x80|wstest.OpContinuation, 1, []byte("!"))...)
+	for _, tc := range []struct {
+		name    string
+		early   []byte // pipelined behind the handshake
+		bytes   []byte // written one byte at a time after it
+		cut     bool   // then close_notify
+		pong    string // answered first, if any
+		reply   string // the echo, if any
+		status  int    // the close, if any
+		logCode string
+	}{
+		{name: "pipelined", early: append(frameWidth(0x80|wstest.OpPing, 1, []byte("e")), frameWidth(0x80|wstest.OpText, 1, []byte("early"))...),
+			reply: "Server received: early", pong: "e"},
+		{name: "fragments byte by byte", bytes: fragmented, pong: "p", reply: "Server received: " + long + "!"},
+		{name: "one over the limit", early: frameWidth(0x80|wstest.OpText, 2, []byte(strings.Repeat("o", 10001))),
+			status: 1009, logCode: "too_large"},
+		{name: "long frame cut", early: frameWidth(0x80|wstest.OpText, 2, []byte(long))[:5000], cut: true,
+			logCode: "canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			logs := &wstest.Logs{}
+			srv := wsguard.New(echo, wsguard.WithLogger(errlog.NewLogger(logs, slog.LevelDebug)), wsguard.WithReadLimit(10000))
+			hs := httptest.NewUnstartedServer(srv)
+			hs.StartTLS()
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := srv.Shutdown(ctx); err != nil {
+					t.Errorf("Shutdown: %v", err)
+				}
+				hs.Close()
+			})
+			pool := x509.NewCertPool()
+			pool.AddCert(hs.Certificate())
+			nc, err := tls.Dial("tcp", hs.Listener.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "example.com"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := wstest.DialRawConn(t, nc, "wss://"+hs.Listener.Addr().String()+"/", nil, tc.early)
+			if raw.Response.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("handshake status %d", raw.Response.StatusCode)
+			}
+			for i := range tc.bytes {
+				if err := raw.WriteBytes(tc.bytes[i : i+1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.cut {
+				if err := raw.CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.pong != "" {
+				if f, err := raw.ReadFrame(3 * time.Second); err != nil || f.Opcode != wstest.OpPong || string(f.Payload) != tc.pong {
+					t.Fatalf("frame %+v, %v: want pong %q", f, err, tc.pong)
+				}
+			}
+			if tc.reply != "" {
+				if f, err := raw.ReadFrame(3 * time.Second); err != nil || f.Opcode != wstest.OpText || string(f.Payload) != tc.reply {
+					t.Fatalf("frame %.40q, %v: want the reply", f.Payload, err)
+				}
+				return
+			}
+			if tc.status != 0 {
+				if status, _, err := raw.ReadClose(3 * time.Second); err != nil || status != tc.status {
+					t.Fatalf("close %d, %v: want %d", status, err, tc.status)
+				}
+			}
+			if line := closeLine(t, logs); line["code"] != tc.logCode {
+				t.Fatalf("closing line %v", line)
+			}
+		})
+	}
+}
+
+// Broadcasts, Enqueue and Send of long and short messages from several
+// goroutines, while the client pings and the server keeps its keepalive:
+// every frame the client receives parses, each message arrives whole and
+// once, and the pongs come in the order of the pings.
+func TestConcurrentWritersWhileTheClientPings(t *testing.T) {
+	t.Parallel()
+	const each, pings = 15, 150
+	msg := func(tag byte, n int) []byte {
+		b := bytes.Repeat([]byte{tag}, n)
+		b[0], b[n-1] = '<', '>'
+		return b
+	}
+	broadcast, queued, sent := msg('b', 100<<10), msg('q', 70<<10), msg('s', 3000)
+	g := wsguard.NewGroup(nil)
+	conns := make(chan *wsguard.Conn, 1)
+	ts := groupServer(t, g, conns, wsguard.WithSendQueue(64<<20, 4096), wsguard.WithPingInterval(5*time.Millisecond))
+	raw := dialRawOK(t, ts)
+	c := <-conns
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		for range each {
+			_ = g.Broadcast(context.Background(), nil, wsguard.MessageText, broadcast)
+		}
+	})
+	wg.Go(func() {
+		for range each {
+			_ = c.Enqueue(wsguard.MessageText, queued)
+		}
+	})
+	wg.Go(func() {
+		for range each {
+			_ = c.Send(context.Background(), wsguard.MessageText, sent)
+		}
+	})
+	wg.Go(func() {
+		for i := range pings {
+			if raw.WriteFrame(true, wstest.OpPing, fmt.Appendf(nil, "ping-%03d", i)) != nil {
+				return
+			}
+		}
+	})
+	got := map[byte]int{}
+	pong := 0
+	for got['b']+got['q']+got['s'] < 3*each || pong < pings {
+		f, err := raw.ReadFrame(5 * time.Second)
+		if err != nil {
+			t.Fatalf("after %v messages and %d pongs: %v", got, pong, err)
+		}
+		switch f.Opcode {
+		case wstest.OpPing:
+			continue
+		case wstest.OpPong:
+			if want := fmt.Sprintf("ping-%03d", pong); string(f.Payload) != want {
+				t.Fatalf("pong %q, want %q", f.Payload, want)
+			}
+			pong++
+			continue
+		case wstest.OpText:
+		default:
+			t.Fatalf("frame of opcode %#x", f.Opcode)
+		}
+		if !f.Fin || len(f.Payload) < 2 {
+			t.Fatalf("text frame fin %v of %d bytes", f.Fin, len(f.Payload))
+		}
+		tag := f.Payload[1]
+		if want := map[byte][]byte{'b': broadcast, 'q': queued, 's': sent}[tag]; !bytes.Equal(f.Payload, want) {
+			t.Fatalf("message of %d bytes tagged %q is not whole", len(f.Payload), tag)
+		}
+		got[tag]++
+	}
+	if got['b'] != each || got['q'] != each || got['s'] != each {
+		t.Fatalf("messages %v, want %d of each", got, each)
 	}
 }
