@@ -77,6 +77,7 @@ type frameConn struct {
 	off  int   // payload bytes of the current frame consumed, for the mask
 	op   byte
 	fin  bool
+	open bool // a data frame the message reader began, whose end is not noted yet
 	mask [4]byte
 	code [2]byte           // a close frame's status
 	nctl int               // a close frame's payload bytes so far
@@ -205,13 +206,6 @@ func (f *frameConn) read(b []byte, limit int64) ([]byte, error) {
 			f.off += k
 			f.left -= int64(k)
 			if int64(len(b)) > limit {
-				if f.left == 0 {
-					// The frame ended on the limit's extra byte: its end
-					// is noted as in the loop, or the close handshake
-					// would take the client's next message for a
-					// violation.
-					f.endData()
-				}
 				return b, nil
 			}
 		}
@@ -268,6 +262,7 @@ func (f *frameConn) frame() error {
 			return err
 		}
 		if f.op != opPing && f.op != opPong {
+			f.open = true
 			return nil
 		}
 		k := int(f.left)
@@ -396,8 +391,15 @@ func (f *frameConn) Read(p []byte) (int, error) {
 	defer f.mu.Unlock()
 	if !f.transport {
 		// The rest of a frame the message reader began is dropped: the
-		// transport discards data in a close handshake anyway.
-		for f.left > 0 && f.err == nil {
+		// transport discards data in a close handshake anyway. Its end is
+		// noted even when nothing of it is left (an empty frame, one that
+		// ended on the read limit's extra byte), or the client's next
+		// message would be taken for a new one inside it.
+		for f.open && f.err == nil {
+			if f.left == 0 {
+				f.endData()
+				break
+			}
 			if len(f.data) == 0 {
 				if err := f.fill(); err != nil {
 					return 0, err
@@ -406,9 +408,6 @@ func (f *frameConn) Read(p []byte) (int, error) {
 			k := int(min(f.left, int64(len(f.data))))
 			f.consume(k)
 			f.left -= int64(k)
-			if f.left == 0 {
-				f.endData()
-			}
 		}
 		f.transport = true
 	}
@@ -614,6 +613,7 @@ func (f *frameConn) endFrame() error {
 
 // endData runs once a data frame's payload has arrived in full.
 func (f *frameConn) endData() {
+	f.open = false
 	if f.fin {
 		f.inMessage = false
 		f.messages++

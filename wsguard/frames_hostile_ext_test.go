@@ -395,7 +395,7 @@ func TestHandlerCloseWithAFrameHalfRead(t *testing.T) {
 			if err != nil || f.Opcode != wstest.OpClose || binary.BigEndian.Uint16(f.Payload) != 4000 {
 				t.Fatalf("frame %+v, %v: want close 4000", f, err)
 			}
-			if err := raw.WriteBytes(append(next[sent:], frameWidth(0x80|wstest.OpClose, 1, f.Payload)...)); err != nil {
+			if err := raw.WriteBytes(append(bytes.Clone(next[sent:]), frameWidth(0x80|wstest.OpClose, 1, f.Payload)...)); err != nil {
 				t.Fatal(err)
 			}
 			begin := time.Now()
@@ -569,5 +569,46 @@ func TestConcurrentWritersWhileTheClientPings(t *testing.T) {
 	}
 	if got['b'] != each || got['q'] != each || got['s'] != each {
 		t.Fatalf("messages %v, want %d of each", got, each)
+	}
+}
+
+// A binary message on a text endpoint is refused as its first frame
+// arrives, whatever its length, empty included; the messages the client
+// sent behind it are read by the close handshake, which completes.
+func TestBinaryMessageOnATextEndpoint(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"empty", frameWidth(0x80|wstest.OpBinary, 1, nil)},
+		{"short", frameWidth(0x80|wstest.OpBinary, 1, []byte{0xff, 0})},
+		{"fragmented", append(frameWidth(wstest.OpBinary, 1, nil), frameWidth(0x80|wstest.OpContinuation, 2, []byte("xy"))...)},
+		{"long", frameWidth(0x80|wstest.OpBinary, 2, bytes.Repeat([]byte{1}, 9000))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := &messageLog{}
+			ts := start(t, h)
+			raw := dialRawOK(t, ts)
+			b := append(bytes.Clone(tc.frame), frameWidth(0x80|wstest.OpText, 1, []byte("z"))...)
+			if err := raw.WriteBytes(b); err != nil {
+				t.Fatal(err)
+			}
+			status, _, err := raw.ReadClose(3 * time.Second)
+			if err != nil || status != 1003 {
+				t.Fatalf("close %d, %v: want 1003", status, err)
+			}
+			echoed := time.Now()
+			if line := closeLine(t, ts.Logs); line["code"] != "unsupported" {
+				t.Fatalf("closing line %v", line)
+			}
+			if d := time.Since(echoed); d > 500*time.Millisecond {
+				t.Fatalf("connection ended %v after the echoed close", d)
+			}
+			if h.seen() != "" {
+				t.Fatalf("handler saw %q", h.seen())
+			}
+		})
 	}
 }
