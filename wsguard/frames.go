@@ -166,10 +166,16 @@ func (f *frameConn) next() (MessageType, error) {
 
 // read appends the payload of the message whose first frame next returned
 // to b, at most limit+1 bytes of it: b longer than limit is a message over
-// the limit. A message the socket ends in the middle of is errCut.
+// the limit. A message the socket ends in the middle of is errCut; one
+// whose rest the transport took is errTaken.
 func (f *frameConn) read(b []byte, limit int64) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.transport {
+		// A close handshake took the stream since next, and dropped the
+		// rest of the message's frame.
+		return b, errTaken
+	}
 	for {
 		for f.left > 0 {
 			if f.err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 )
 
 // parseFrames splits a server's byte stream into frames (unmasked), or
@@ -159,5 +160,40 @@ func TestNoBuffersBetweenMessages(t *testing.T) {
 		if got, want := <-replies, fmt.Sprintf("%d bytes; read buffer held: false, write buffer held: false", size); got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
+	}
+}
+
+// TestReadAfterTheTransportTookOver: a close handshake may take the
+// stream between next and read (the serving goroutine holds no lock
+// there); it drops the rest of the frame, so read must not then report
+// a message, empty or cut, as complete.
+func TestReadAfterTheTransportTookOver(t *testing.T) {
+	t.Parallel()
+	key := [4]byte{1, 2, 3, 4}
+	frame := func(b0 byte, p []byte) []byte {
+		b := append([]byte{b0, 0x80 | byte(len(p))}, key[:]...)
+		for i, c := range p {
+			b = append(b, c^key[i%4])
+		}
+		return b
+	}
+	for _, payload := range []string{"", "cut short"} {
+		t.Run(fmt.Sprintf("%q", payload), func(t *testing.T) {
+			t.Parallel()
+			stream := append(frame(0x80|opText, []byte(payload)), frame(0x80|opClose, []byte{3, 232})...)
+			f := newFrameConn(&chunkConn{chunks: [][]byte{stream}}, rate.NewLimiter(rate.Inf, 0), 10)
+			typ, err := f.next()
+			if err != nil || typ != MessageText {
+				t.Fatalf("next: %v, %v", typ, err)
+			}
+			p := make([]byte, 64)
+			n, err := f.Read(p)
+			if err != nil || !bytes.Equal(p[:n], frame(0x80|opClose, []byte{3, 232})) {
+				t.Fatalf("transport read % x, %v: want the close frame", p[:n], err)
+			}
+			if b, err := f.read(nil, 100); err != errTaken {
+				t.Fatalf("read after the transport took over: %q, %v; want errTaken", b, err)
+			}
+		})
 	}
 }
