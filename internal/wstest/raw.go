@@ -54,10 +54,27 @@ func DialRaw(t testing.TB, wsURL string, header http.Header) *Raw {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return DialRawConn(t, nc, wsURL, header, nil)
+}
+
+// DialRawConn performs the opening handshake for wsURL on nc (a TLS
+// client, for one), as DialRaw does. early is written in the same write
+// as the request: frames pipelined behind the handshake, or nil.
+func DialRawConn(t testing.TB, nc net.Conn, wsURL string, header http.Header, early []byte) *Raw {
+	t.Helper()
 	t.Cleanup(func() { nc.Close() })
+	u, err := url.Parse(wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req := UpgradeRequest(u, header)
 	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := req.Write(nc); err != nil {
+	var b bytes.Buffer
+	if err := req.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	b.Write(early)
+	if _, err := nc.Write(b.Bytes()); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(nc)
@@ -116,7 +133,7 @@ func (r *Raw) WriteBytes(b []byte) error {
 // CloseWrite half-closes the connection: the server reads EOF, and can
 // still write to the client.
 func (r *Raw) CloseWrite() error {
-	return r.Conn.(*net.TCPConn).CloseWrite()
+	return r.Conn.(interface{ CloseWrite() error }).CloseWrite()
 }
 
 // EncodeFrame returns a frame whose first byte is b0 (FIN, RSV bits and
