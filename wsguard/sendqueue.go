@@ -283,8 +283,9 @@ func (w *batchWriter) frame(op byte, p []byte, timed bool) error {
 		return net.ErrClosed
 	}
 	w.timed = timed
-	defer func() { w.timed = false }()
-	return w.out(w.header(op, len(p)), p)
+	err := w.out(w.header(op, len(p)), p)
+	w.timed = false
+	return err
 }
 
 // control writes a ping or a pong, unless a close frame has gone out.
